@@ -1,0 +1,190 @@
+"""RegistryManager, the global manager, and the seed's module-level functions.
+
+The global ``registry_manager`` exists from import time but touches no disk until
+first used; ``configure(store)`` points it at another store (tests, embedding)
+while keeping its identity, so ``from regman import registry_manager`` stays valid.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any, TypeVar, overload
+
+from regman.names import validate_name
+from regman.registry import SpecificationRegistry
+from regman.store import Store, open_store
+
+T = TypeVar("T")
+
+
+class RegistryManager:
+    """Many isolated SpecificationRegistry instances, one per context, in one store.
+
+    ``store``: None for the default on-disk store (``$REGMAN_HOME``, else the platform's
+    user data folder), a folder path, ``":memory:"``, or a Store instance.
+    """
+
+    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+        self._store_arg = store
+        self._store: Store | None = None
+        self._registries: dict[str, SpecificationRegistry] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        where = self._store.location if self._store else (self._store_arg or "<default>")
+        return f"RegistryManager(store={str(where)!r})"
+
+    @property
+    def store(self) -> Store:
+        """The store, opened on first use (so creating a manager touches no disk)."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store(self._store_arg)
+        return self._store
+
+    def use_store(self, store: Store | str | os.PathLike[str] | None) -> None:
+        """Point this manager at another store; registries handed out before stay on the old one."""
+        with self._lock:
+            self._store_arg = store
+            self._store = None
+            self._registries = {}
+
+    def get_registry(
+        self, context_name: str = "default", create_if_missing: bool = True
+    ) -> SpecificationRegistry | None:
+        """The registry of a context: the same object on every call for the same context.
+
+        Creates the context in the store when missing, unless ``create_if_missing`` is
+        False, in which case a missing context gives None.
+        """
+        registry = self._registries.get(context_name)
+        if registry is not None and create_if_missing:
+            return registry
+        validate_name(context_name, "context")
+        store = self.store
+        if not store.context_exists(context_name):
+            if not create_if_missing:
+                return None
+            store.create_context(context_name)
+        with self._lock:
+            registry = self._registries.get(context_name)
+            if registry is None:
+                registry = SpecificationRegistry(context_name, store)
+                self._registries[context_name] = registry
+            return registry
+
+    def has_context(self, context_name: str) -> bool:
+        validate_name(context_name, "context")
+        return self.store.context_exists(context_name)
+
+    def create_context(self, context_name: str) -> bool:
+        """Create an empty context; False when it already existed."""
+        validate_name(context_name, "context")
+        return self.store.create_context(context_name)
+
+    def list_contexts(self) -> list[str]:
+        """Names of all contexts in the store, sorted."""
+        return self.store.list_contexts()
+
+    def clear_context(self, context_name: str) -> bool:
+        """Remove a context (recoverable from the trash); False when it did not exist."""
+        validate_name(context_name, "context")
+        removed = self.store.delete_context(context_name)
+        with self._lock:
+            self._registries.pop(context_name, None)
+        return removed
+
+    def clear_all_contexts(self) -> None:
+        """Remove every context (each recoverable from the trash)."""
+        for name in self.list_contexts():
+            self.store.delete_context(name)
+        with self._lock:
+            self._registries.clear()
+
+    def get_context_stats(self) -> dict[str, dict[str, Any]]:
+        """``{context: {"step_count": n, "step_type_count": m, ...}}`` from the indexes."""
+        return self.store.all_stats()
+
+
+registry_manager = RegistryManager()
+
+
+def configure(store: Store | str | os.PathLike[str] | None = None) -> RegistryManager:
+    """Point the global manager (and the module-level functions) at ``store``.
+
+    None restores the default (``$REGMAN_HOME`` or the platform data folder).
+    """
+    registry_manager.use_store(store)
+    return registry_manager
+
+
+def get_registry(
+    context_name: str = "default", create_if_missing: bool = True
+) -> SpecificationRegistry | None:
+    return registry_manager.get_registry(context_name, create_if_missing)
+
+
+def list_contexts() -> list[str]:
+    return registry_manager.list_contexts()
+
+
+def clear_context(context_name: str) -> bool:
+    return registry_manager.clear_context(context_name)
+
+
+def get_context_stats() -> dict[str, dict[str, Any]]:
+    return registry_manager.get_context_stats()
+
+
+def get_pipeline_registry(pipeline_name: str) -> SpecificationRegistry:
+    """Legacy name for ``get_registry(pipeline_name)``."""
+    registry = registry_manager.get_registry(pipeline_name)
+    assert registry is not None  # create_if_missing=True always gives one
+    return registry
+
+
+def get_default_registry() -> SpecificationRegistry:
+    """Legacy name for ``get_registry("default")``."""
+    return get_pipeline_registry("default")
+
+
+DEFAULT_PIPELINE_CONTEXT = "default_pipeline"
+
+
+@overload
+def integrate_with_pipeline_builder(cls: type[T]) -> type[T]: ...
+@overload
+def integrate_with_pipeline_builder(
+    cls: None = None, *, manager: RegistryManager | None = None
+) -> Any: ...
+def integrate_with_pipeline_builder(
+    cls: type[T] | None = None, *, manager: RegistryManager | None = None
+) -> Any:
+    """Give a pipeline builder ``self.registry`` scoped to its config's ``pipeline_name``.
+
+    Use bare (``@integrate_with_pipeline_builder``) or with a manager
+    (``@integrate_with_pipeline_builder(manager=m)``). The builder's first argument is
+    its ``base_config``; without a ``pipeline_name`` the context is "default_pipeline".
+    """
+
+    def decorate(builder: type[T]) -> type[T]:
+        original_init = builder.__init__
+
+        @functools.wraps(original_init)
+        def __init__(self: Any, base_config: Any = None, *args: Any, **kwargs: Any) -> None:
+            name = getattr(base_config, "pipeline_name", None) or DEFAULT_PIPELINE_CONTEXT
+            self.registry = (manager or registry_manager).get_registry(name)
+            if original_init is object.__init__:
+                self.base_config = base_config
+            else:
+                original_init(self, base_config, *args, **kwargs)
+
+        builder.__init__ = __init__  # type: ignore[misc]
+        return builder
+
+    if cls is not None:
+        return decorate(cls)
+    return decorate

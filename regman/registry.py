@@ -1,0 +1,150 @@
+"""SpecificationRegistry: the specs of one context, cached in memory, backed by the store.
+
+Reads check the context's change token (one ``stat`` of its index) and reload
+only the specs whose digest changed, so a registry held by a long-running
+pipeline process sees what a command-line run did, at the cost of a stat.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from regman.errors import NotFoundError
+from regman.names import validate_name
+from regman.store import Store, open_store
+
+if TYPE_CHECKING:
+    from regman.spec import DependencySpec, OutputSpec, StepSpecification
+
+_UNLOADED = object()
+
+
+class SpecificationRegistry:
+    """Step specifications of one context; isolated from every other context."""
+
+    def __init__(
+        self, context_name: str = "default", store: Store | str | None = None
+    ) -> None:
+        self._context = validate_name(context_name, "context")
+        self._store = open_store(store if store is not None else ":memory:")
+        self._lock = threading.RLock()
+        self._token: Hashable | object = _UNLOADED
+        self._cache: dict[str, tuple[str, StepSpecification]] = {}
+
+    @property
+    def context_name(self) -> str:
+        return self._context
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def __repr__(self) -> str:
+        return f"SpecificationRegistry(context_name={self._context!r}, store={self._store.location!r})"
+
+    # -- freshness ---------------------------------------------------------------------
+    def _specs(self) -> dict[str, tuple[str, StepSpecification]]:
+        token = self._store.token(self._context)
+        if token == self._token:
+            return self._cache
+        with self._lock:
+            if token == self._token:
+                return self._cache
+            index = self._store.read_index(self._context)
+            fresh: dict[str, tuple[str, StepSpecification]] = {}
+            if index is not None:
+                for step, summary in index.steps.items():
+                    cached = self._cache.get(step)
+                    if cached is not None and cached[0] == summary.digest:
+                        fresh[step] = cached
+                        continue
+                    try:
+                        fresh[step] = (summary.digest, self._store.load_spec(self._context, step))
+                    except NotFoundError:
+                        continue  # removed after the index was read; next token differs
+            self._cache, self._token = fresh, token
+            return fresh
+
+    def refresh(self) -> None:
+        """Drop the cache; the next read reloads from the store."""
+        with self._lock:
+            self._token = _UNLOADED
+            self._cache = {}
+
+    # -- writing -----------------------------------------------------------------------
+    def register_specification(
+        self, step_name: str, specification: StepSpecification | Mapping[str, Any],
+        *, replace: bool = True,
+    ) -> str:
+        """Store ``specification`` under ``step_name``; returns created/updated/unchanged.
+
+        A mapping may use any layout a spec file may use. With ``replace=False`` an
+        existing, different spec is refused with ConflictError.
+        """
+        from regman.spec import coerce_specification
+
+        validate_name(step_name, "step")
+        spec = coerce_specification(specification, source=f"<{step_name}>")
+        return self._store.put_spec(self._context, step_name, spec, replace=replace)
+
+    register = register_specification
+
+    def remove_specification(self, step_name: str) -> bool:
+        """Unregister a step (recoverable from the trash); False when it was not there."""
+        validate_name(step_name, "step")
+        return self._store.delete_spec(self._context, step_name)
+
+    # -- reading -----------------------------------------------------------------------
+    def get_specification(self, step_name: str) -> StepSpecification | None:
+        entry = self._specs().get(step_name)
+        return entry[1] if entry is not None else None
+
+    def list_specifications(self) -> dict[str, StepSpecification]:
+        """Step name -> spec, sorted by step name."""
+        return {name: entry[1] for name, entry in sorted(self._specs().items())}
+
+    def list_step_names(self) -> list[str]:
+        return sorted(self._specs())
+
+    def list_step_types(self) -> list[str]:
+        return sorted({entry[1].step_type for entry in self._specs().values()})
+
+    def get_specifications_by_type(self, step_type: str) -> list[StepSpecification]:
+        return [spec for spec in self.list_specifications().values() if spec.step_type == step_type]
+
+    def find_compatible_outputs(
+        self, dependency_spec: DependencySpec
+    ) -> list[tuple[str, str, OutputSpec, float]]:
+        """Outputs of this context that could feed ``dependency_spec``, best first.
+
+        Each item is ``(step_name, output_name, output_spec, score)``; the score is the
+        resolver's, so this agrees with what ``DependencyResolver`` would wire.
+        """
+        from regman.scoring import score_candidate
+
+        found = []
+        for step, spec in self.list_specifications().items():
+            for name, output in spec.outputs.items():
+                score = score_candidate(dependency_spec, output, provider_step=step,
+                                        provider_spec=spec)
+                if score is not None and score.total > 0:
+                    found.append((step, name, output, score.total))
+        found.sort(key=lambda item: (-item[3], item[0], item[1]))
+        return found
+
+    def stats(self) -> dict[str, Any]:
+        index = self._store.read_index(self._context)
+        if index is None:
+            raise NotFoundError(f"context '{self._context}' does not exist")
+        return index.stats()
+
+    def __contains__(self, step_name: object) -> bool:
+        return step_name in self._specs()
+
+    def __len__(self) -> int:
+        return len(self._specs())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list_step_names())

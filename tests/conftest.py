@@ -1,0 +1,62 @@
+"""Every test runs against a temporary store: the real data folder is never touched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import regman
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "regman-home"
+    monkeypatch.setenv("REGMAN_HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.delenv("REGMAN_DEBUG", raising=False)
+    monkeypatch.delenv("REGMAN_LOCK_TIMEOUT", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    regman.configure(None)
+    yield home
+    regman.configure(None)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def manager(store_path: Path) -> regman.RegistryManager:
+    return regman.RegistryManager(store_path)
+
+
+def make_spec(
+    step_type: str = "XGBoostTraining",
+    *,
+    deps: dict[str, str] | None = None,
+    outs: dict[str, str] | None = None,
+    node_type: str | None = None,
+) -> regman.StepSpecification:
+    """A small valid spec: ``deps``/``outs`` map logical name -> type."""
+    deps = {} if deps is None else deps
+    outs = {"model_output": "model_artifacts"} if outs is None else outs
+    if node_type is None:
+        node_type = {(False, True): "source", (True, True): "internal",
+                     (True, False): "sink", (False, False): "singular"}[(bool(deps), bool(outs))]
+    return regman.StepSpecification(
+        step_type=step_type,
+        node_type=node_type,
+        dependencies=[
+            regman.DependencySpec(logical_name=n, dependency_type=t) for n, t in deps.items()
+        ],
+        outputs=[
+            regman.OutputSpec(logical_name=n, output_type=t,
+                              property_path=f"properties.{n}.S3Uri")
+            for n, t in outs.items()
+        ],
+    )
