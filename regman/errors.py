@@ -101,6 +101,12 @@ class ConflictError(RegmanError):
     exit_code = EXIT_NOT_FOUND
 
 
+class RefusedError(RegmanError):
+    """A destructive command was not confirmed (declined, or no terminal and no --yes)."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
 class StoreError(RegmanError):
     """The store cannot be read or written right now (I/O, permissions, space)."""
 

@@ -233,6 +233,21 @@ class Store:
     def delete_spec(self, context: str, step: str, *, purge: bool = False) -> bool:
         raise NotImplementedError
 
+    def preview_put(
+        self, context: str, step: str, spec: StepSpecification, *, replace: bool = True
+    ) -> str:
+        """What ``put_spec`` would do now (for ``--dry-run``), writing nothing."""
+        _validate(context, step)
+        index = self.read_index(context)
+        if index is None:
+            clash = find_case_clash(context, self.list_contexts())
+            if clash:
+                raise InvalidNameError(
+                    f"context '{context}' differs only in case from existing context '{clash}'"
+                )
+            return "created"
+        return _check_put(index, context, step, _digest(spec.to_yaml()), replace)
+
     def list_trash(self) -> list[TrashEntry]:
         return []
 

@@ -1,0 +1,68 @@
+"""The Typer application, its global options, and the process entry point."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from regman.cli.render import settings
+
+HELP = """Keep isolated registries of pipeline step specifications, one per context.
+
+Exit codes: 0 success; 1 not found, refused or unhealthy; 2 bad input (usage, invalid
+spec or name, unreadable file); 3 store unavailable (lock timeout, I/O error, newer format).
+"""
+
+app = typer.Typer(
+    name="regman",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from regman import __version__
+
+        typer.echo(f"regman {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    store: str = typer.Option(
+        None, "--store", metavar="PATH", envvar=None,
+        help="Store folder; beats $REGMAN_HOME, which beats the platform default.",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks (also REGMAN_DEBUG=1)."),
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    settings.store = os.path.abspath(os.path.expanduser(store)) if store else None
+    settings.debug = debug
+
+
+def _register_commands() -> None:
+    # Importing a command module registers its commands on ``app``; each module
+    # imports the library lazily inside its commands, so start-up stays cheap.
+    from regman.cli import contexts, specs, stats, trash  # noqa: F401
+
+
+def main() -> None:
+    """Console-script entry point: handles a closed stdout (``regman ... | head``)."""
+    try:
+        app()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
+_register_commands()
