@@ -1,7 +1,7 @@
 """SpecificationRegistry: the specs of one context, cached in memory, backed by the store.
 
 Reads check the context's change token (one ``stat`` of its index) and reload
-only the specs whose digest changed, so a registry held by a long-running
+only the specs whose files changed, so a registry held by a long-running
 pipeline process sees what a command-line run did, at the cost of a stat.
 """
 
@@ -11,7 +11,7 @@ import threading
 from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from regman.errors import NotFoundError
+from regman.errors import NotFoundError, SpecError
 from regman.names import validate_name
 from regman.store import Store, open_store
 
@@ -31,7 +31,7 @@ class SpecificationRegistry:
         self._store = open_store(store if store is not None else ":memory:")
         self._lock = threading.RLock()
         self._token: Hashable | object = _UNLOADED
-        self._cache: dict[str, tuple[str, StepSpecification]] = {}
+        self._cache: dict[str, tuple[Hashable, StepSpecification]] = {}
 
     @property
     def context_name(self) -> str:
@@ -45,25 +45,24 @@ class SpecificationRegistry:
         return f"SpecificationRegistry(context_name={self._context!r}, store={self._store.location!r})"
 
     # -- freshness ---------------------------------------------------------------------
-    def _specs(self) -> dict[str, tuple[str, StepSpecification]]:
+    def _specs(self) -> dict[str, tuple[Hashable, StepSpecification]]:
         token = self._store.token(self._context)
         if token == self._token:
             return self._cache
         with self._lock:
             if token == self._token:
                 return self._cache
-            index = self._store.read_index(self._context)
-            fresh: dict[str, tuple[str, StepSpecification]] = {}
-            if index is not None:
-                for step, summary in index.steps.items():
+            fresh: dict[str, tuple[Hashable, StepSpecification]] = {}
+            if token is not None:
+                for step, signature in self._store.spec_signatures(self._context).items():
                     cached = self._cache.get(step)
-                    if cached is not None and cached[0] == summary.digest:
+                    if cached is not None and cached[0] == signature:
                         fresh[step] = cached
                         continue
                     try:
-                        fresh[step] = (summary.digest, self._store.load_spec(self._context, step))
-                    except NotFoundError:
-                        continue  # removed after the index was read; next token differs
+                        fresh[step] = (signature, self._store.load_spec(self._context, step))
+                    except (NotFoundError, SpecError):
+                        continue  # removed meanwhile, or damaged: 'regman doctor' reports it
             self._cache, self._token = fresh, token
             return fresh
 

@@ -81,82 +81,94 @@ def open_store(location: str | os.PathLike[str] | Store | None = None, **options
     return FileStore(os.fspath(location), **options)
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepSummary:
-    """What the index keeps per step: enough for stats without parsing YAML."""
+    """What one spec contributes to its context's statistics."""
 
     step_type: str
     node_type: str
     dependencies: int
     required_dependencies: int
     outputs: int
-    digest: str
 
     @classmethod
-    def of(cls, spec: StepSpecification, digest: str) -> StepSummary:
+    def of(cls, spec: StepSpecification) -> StepSummary:
         return cls(
             step_type=spec.step_type,
             node_type=spec.node_type.value,
             dependencies=len(spec.dependencies),
             required_dependencies=sum(1 for d in spec.dependencies.values() if d.required),
             outputs=len(spec.outputs),
-            digest=digest,
         )
 
 
 @dataclass
 class ContextIndex:
+    """Aggregate statistics of one context, updated by delta on every write.
+
+    It holds counters, not a list of steps, so rewriting it costs the same whether
+    the context has ten steps or ten thousand: register stays O(1).
+    """
+
     name: str
     created_at: str
     updated_at: str
-    steps: dict[str, StepSummary] = field(default_factory=dict)
+    step_count: int = 0
+    step_types: dict[str, int] = field(default_factory=dict)
+    node_types: dict[str, int] = field(default_factory=dict)
+    dependency_count: int = 0
+    required_dependency_count: int = 0
+    output_count: int = 0
+
+    def apply(self, summary: StepSummary, sign: int = 1) -> None:
+        """Add (sign=1) or subtract (sign=-1) one step's contribution."""
+        self.step_count += sign
+        for counter, key in ((self.step_types, summary.step_type),
+                             (self.node_types, summary.node_type)):
+            counter[key] = counter.get(key, 0) + sign
+            if counter[key] <= 0:
+                del counter[key]
+        self.dependency_count += sign * summary.dependencies
+        self.required_dependency_count += sign * summary.required_dependencies
+        self.output_count += sign * summary.outputs
+
+    def counters(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items()
+                if k not in ("name", "created_at", "updated_at")}
 
     def stats(self) -> dict[str, Any]:
         """The per-context statistics (the seed's keys first)."""
-        node_counts = {"source": 0, "internal": 0, "sink": 0, "singular": 0}
-        deps = required = outs = 0
-        for s in self.steps.values():
-            node_counts[s.node_type] = node_counts.get(s.node_type, 0) + 1
-            deps += s.dependencies
-            required += s.required_dependencies
-            outs += s.outputs
+        nodes = self.node_types
         return {
-            "step_count": len(self.steps),
-            "step_type_count": len({s.step_type for s in self.steps.values()}),
-            "source_count": node_counts["source"],
-            "internal_count": node_counts["internal"],
-            "sink_count": node_counts["sink"],
-            "singular_count": node_counts["singular"],
-            "dependency_count": deps,
-            "required_dependency_count": required,
-            "output_count": outs,
+            "step_count": self.step_count,
+            "step_type_count": len(self.step_types),
+            "source_count": nodes.get("source", 0),
+            "internal_count": nodes.get("internal", 0),
+            "sink_count": nodes.get("sink", 0),
+            "singular_count": nodes.get("singular", 0),
+            "dependency_count": self.dependency_count,
+            "required_dependency_count": self.required_dependency_count,
+            "output_count": self.output_count,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
 
     def to_json(self) -> bytes:
-        doc = {
-            "format_version": FORMAT_VERSION,
-            "name": self.name,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "steps": {name: vars(s) for name, s in sorted(self.steps.items())},
-        }
-        return (json.dumps(doc, indent=1) + "\n").encode()
+        doc = {"format_version": FORMAT_VERSION, **vars(self)}
+        return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
 
     @classmethod
     def from_json(cls, data: bytes, where: str) -> ContextIndex:
         try:
             doc = json.loads(data)
-            version = doc.get("format_version", 1)
+            version = doc.pop("format_version", 1)
             if not isinstance(version, int) or version > FORMAT_VERSION:
                 raise StoreVersionError(
                     f"{where} was written by a newer regman (format {version}, this one reads "
                     f"{FORMAT_VERSION})",
                     hint="upgrade regman",
                 )
-            steps = {k: StepSummary(**v) for k, v in doc["steps"].items()}
-            return cls(doc["name"], doc["created_at"], doc["updated_at"], steps)
+            return cls(**doc)
         except StoreVersionError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -217,11 +229,21 @@ class Store:
         """A value that changes whenever the context changes; cheap to compute."""
         raise NotImplementedError
 
-    def load_specs(self, context: str) -> tuple[Hashable, dict[str, StepSpecification]]:
-        """Every spec of the context, with the token they were read under."""
+    def load_spec(self, context: str, step: str) -> StepSpecification:
         raise NotImplementedError
 
-    def load_spec(self, context: str, step: str) -> StepSpecification:
+    def step_names(self, context: str) -> list[str]:
+        raise NotImplementedError
+
+    def _unsorted_step_names(self, context: str) -> list[str]:
+        return self.step_names(context)
+
+    def spec_text(self, context: str, step: str) -> str | None:
+        """The stored text of a spec, or None when the step is not there."""
+        raise NotImplementedError
+
+    def spec_signatures(self, context: str) -> dict[str, Hashable]:
+        """Step -> a value that changes when that step's spec changes (cheap: no parsing)."""
         raise NotImplementedError
 
     def put_spec(
@@ -238,15 +260,35 @@ class Store:
     ) -> str:
         """What ``put_spec`` would do now (for ``--dry-run``), writing nothing."""
         _validate(context, step)
-        index = self.read_index(context)
-        if index is None:
+        if not self.context_exists(context):
             clash = find_case_clash(context, self.list_contexts())
             if clash:
                 raise InvalidNameError(
                     f"context '{context}' differs only in case from existing context '{clash}'"
                 )
             return "created"
-        return _check_put(index, context, step, _digest(spec.to_yaml()), replace)
+        return self._decide(context, step, spec.to_yaml(), replace)
+
+    def _decide(self, context: str, step: str, text: str, replace: bool) -> str:
+        """created/updated/unchanged for storing ``text``; refuses --no-replace and case clashes."""
+        current = self.spec_text(context, step)
+        if current is None:
+            clash = find_case_clash(step, self._unsorted_step_names(context))
+            if clash:
+                raise InvalidNameError(
+                    f"step '{step}' differs only in case from existing step '{clash}' "
+                    f"in context '{context}'",
+                    hint=f"use '{clash}'",
+                )
+            return "created"
+        if current == text:
+            return "unchanged"
+        if not replace:
+            raise ConflictError(
+                f"step '{step}' is already registered in context '{context}' with another spec",
+                hint="drop --no-replace to overwrite it",
+            )
+        return "updated"
 
     def list_trash(self) -> list[TrashEntry]:
         return []
@@ -273,12 +315,6 @@ class Store:
         }
 
 
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _validate(context: str, step: str | None = None) -> None:
     validate_name(context, "context")
     if step is not None:
@@ -293,63 +329,71 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._contexts: dict[str, tuple[ContextIndex, dict[str, StepSpecification]]] = {}
-        self._tokens: dict[str, int] = {}
+        self._indexes: dict[str, ContextIndex] = {}
+        self._specs: dict[str, dict[str, tuple[str, StepSpecification, int]]] = {}
         self._counter = 0
 
-    def _touch(self, context: str) -> None:
+    def _tick(self) -> int:
         self._counter += 1
-        self._tokens[context] = self._counter
+        return self._counter
 
     def list_contexts(self) -> list[str]:
         with self._lock:
-            return sorted(self._contexts)
+            return sorted(self._indexes)
 
     def context_exists(self, context: str) -> bool:
-        return context in self._contexts
+        return context in self._indexes
 
     def create_context(self, context: str) -> bool:
         _validate(context)
         with self._lock:
-            if context in self._contexts:
+            if context in self._indexes:
                 return False
-            clash = find_case_clash(context, self._contexts)
+            clash = find_case_clash(context, self._indexes)
             if clash:
                 raise InvalidNameError(
-                    f"context '{context}' differs only in case from existing '{clash}'"
+                    f"context '{context}' differs only in case from existing context '{clash}'"
                 )
             stamp = now_iso()
-            self._contexts[context] = (ContextIndex(context, stamp, stamp), {})
-            self._touch(context)
+            self._indexes[context] = ContextIndex(context, stamp, stamp)
+            self._specs[context] = {}
+            self._tick()
             return True
 
     def delete_context(self, context: str, *, purge: bool = False) -> bool:
         _validate(context)
         with self._lock:
-            if self._contexts.pop(context, None) is None:
+            if self._indexes.pop(context, None) is None:
                 return False
-            self._touch(context)
+            del self._specs[context]
+            self._tick()
             return True
 
     def read_index(self, context: str) -> ContextIndex | None:
-        entry = self._contexts.get(context)
-        return entry[0] if entry else None
+        return self._indexes.get(context)
 
     def token(self, context: str) -> Hashable:
-        return self._tokens.get(context)
+        index = self._indexes.get(context)
+        return None if index is None else (id(index), index.updated_at, self._counter)
 
-    def load_specs(self, context: str) -> tuple[Hashable, dict[str, StepSpecification]]:
+    def step_names(self, context: str) -> list[str]:
+        return sorted(self._specs.get(context, ()))
+
+    def spec_text(self, context: str, step: str) -> str | None:
+        entry = self._specs.get(context, {}).get(step)
+        return entry[0] if entry else None
+
+    def spec_signatures(self, context: str) -> dict[str, Hashable]:
         with self._lock:
-            entry = self._contexts.get(context)
-            return self._tokens.get(context), dict(entry[1]) if entry else {}
+            return {step: entry[2] for step, entry in self._specs.get(context, {}).items()}
 
     def load_spec(self, context: str, step: str) -> StepSpecification:
-        entry = self._contexts.get(context)
-        if entry is None:
+        specs = self._specs.get(context)
+        if specs is None:
             raise ContextNotFoundError(context)
-        if step not in entry[1]:
+        if step not in specs:
             raise StepNotFoundError(context, step)
-        return entry[1][step]
+        return specs[step][1]
 
     def put_spec(
         self, context: str, step: str, spec: StepSpecification, *, replace: bool = True
@@ -357,50 +401,29 @@ class MemoryStore(Store):
         _validate(context, step)
         text = spec.to_yaml()
         with self._lock:
-            if context not in self._contexts:
-                self.create_context(context)
-            index, specs = self._contexts[context]
-            outcome = _check_put(index, context, step, _digest(text), replace)
+            self.create_context(context)
+            outcome = self._decide(context, step, text, replace)
             if outcome == "unchanged":
                 return outcome
-            specs[step] = spec
-            index.steps[step] = StepSummary.of(spec, _digest(text))
+            index, specs = self._indexes[context], self._specs[context]
+            if step in specs:
+                index.apply(StepSummary.of(specs[step][1]), -1)
+            specs[step] = (text, spec, self._tick())
+            index.apply(StepSummary.of(spec))
             index.updated_at = now_iso()
-            self._touch(context)
             return outcome
 
     def delete_spec(self, context: str, step: str, *, purge: bool = False) -> bool:
         _validate(context, step)
         with self._lock:
-            entry = self._contexts.get(context)
-            if entry is None or step not in entry[1]:
+            specs = self._specs.get(context)
+            if specs is None or step not in specs:
                 return False
-            del entry[1][step]
-            del entry[0].steps[step]
-            entry[0].updated_at = now_iso()
-            self._touch(context)
+            index = self._indexes[context]
+            index.apply(StepSummary.of(specs.pop(step)[1]), -1)
+            index.updated_at = now_iso()
+            self._tick()
             return True
-
-
-def _check_put(index: ContextIndex, context: str, step: str, digest: str, replace: bool) -> str:
-    """Decide created/updated/unchanged, refusing --no-replace and case clashes."""
-    current = index.steps.get(step)
-    if current is None:
-        clash = find_case_clash(step, index.steps)
-        if clash:
-            raise InvalidNameError(
-                f"step '{step}' differs only in case from existing step '{clash}' "
-                f"in context '{context}'"
-            )
-        return "created"
-    if current.digest == digest:
-        return "unchanged"
-    if not replace:
-        raise ConflictError(
-            f"step '{step}' is already registered in context '{context}'",
-            hint="drop --no-replace to overwrite it",
-        )
-    return "updated"
 
 
 # ---------------------------------------------------------------------------------------
@@ -652,6 +675,43 @@ class FileStore(Store):
             raise _os_error("list", folder, e) from e
         return sorted(n[:-5] for n in names if n.endswith(".yaml") and not n.startswith("."))
 
+    def _unsorted_step_names(self, context: str) -> list[str]:
+        try:
+            names = os.listdir(os.path.join(self.contexts_dir, context, "specs"))
+        except OSError:
+            return []
+        return [n[:-5] for n in names if n.endswith(".yaml")]
+
+    def spec_text(self, context: str, step: str) -> str | None:
+        path = self.spec_path(context, step)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read().decode("utf-8", "replace")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise _os_error("read", path, e) from e
+
+    def spec_signatures(self, context: str) -> dict[str, Hashable]:
+        folder = os.path.join(self.contexts_dir, context, "specs")
+        try:
+            entries = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        except OSError as e:
+            raise _os_error("list", folder, e) from e
+        signatures: dict[str, Hashable] = {}
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".yaml") and not name.startswith("."):
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    signatures[name[:-5]] = (st.st_ino, st.st_mtime_ns, st.st_size)
+        return signatures
+
     def load_spec(self, context: str, step: str) -> StepSpecification:
         from regman.spec import load_spec_file
 
@@ -661,26 +721,6 @@ class FileStore(Store):
                 raise ContextNotFoundError(context)
             raise StepNotFoundError(context, step)
         return load_spec_file(path)
-
-    def load_specs(self, context: str) -> tuple[Hashable, dict[str, StepSpecification]]:
-        from regman.errors import SpecError
-        from regman.spec import load_spec_file
-
-        # Retry until the token is the same before and after: then no writer
-        # changed the context while we read it.
-        for _ in range(50):
-            before = self.token(context)
-            specs = {}
-            for step in self.step_names(context):
-                try:
-                    specs[step] = load_spec_file(self.spec_path(context, step))
-                except SpecError as e:
-                    if e.problem == "no such file":
-                        continue  # removed while we were reading; the token will say so
-                    raise
-            if self.token(context) == before:
-                return before, specs
-        return before, specs
 
     # -- writing -----------------------------------------------------------------------
     def create_context(self, context: str) -> bool:
@@ -712,19 +752,23 @@ class FileStore(Store):
     ) -> str:
         _validate(context, step)
         text = spec.to_yaml()
-        digest = _digest(text)
         with self.locked(context):
             self._create_locked(context)
-            index = self._index_for_write(context)
-            outcome = _check_put(index, context, step, digest, replace)
-            path = self.spec_path(context, step)
-            if outcome == "unchanged" and os.path.exists(path):
+            outcome = self._decide(context, step, text, replace)
+            if outcome == "unchanged":
                 return outcome
-            atomic_write(path, text.encode())
-            index.steps[step] = StepSummary.of(spec, digest)
+            index = self._index_for_write(context)
+            old = self._summary_of_stored(context, step) if outcome == "updated" else None
+            atomic_write(self.spec_path(context, step), text.encode())
+            if outcome == "updated" and old is None:
+                index = self._rebuilt_index(context, index)  # the old spec was unreadable
+            else:
+                if old is not None:
+                    index.apply(old, -1)
+                index.apply(StepSummary.of(spec))
             index.updated_at = now_iso()
             atomic_write(self.index_path(context), index.to_json())
-            return "updated" if outcome == "unchanged" else outcome
+            return outcome
 
     def delete_spec(self, context: str, step: str, *, purge: bool = False) -> bool:
         _validate(context, step)
@@ -733,6 +777,7 @@ class FileStore(Store):
             if not os.path.exists(path):
                 return False
             index = self._index_for_write(context)
+            old = self._summary_of_stored(context, step)
             try:
                 if purge:
                     os.unlink(path)
@@ -743,7 +788,10 @@ class FileStore(Store):
             except OSError as e:
                 raise _os_error("remove", path, e) from e
             fsync_dir(os.path.dirname(path))
-            index.steps.pop(step, None)
+            if old is None:
+                index = self._rebuilt_index(context, index)
+            else:
+                index.apply(old, -1)
             index.updated_at = now_iso()
             atomic_write(self.index_path(context), index.to_json())
         self._expire_trash()
@@ -769,31 +817,39 @@ class FileStore(Store):
         self._expire_trash()
         return True
 
+    def _summary_of_stored(self, context: str, step: str) -> StepSummary | None:
+        """The stored spec's contribution, or None when it cannot be parsed."""
+        from regman.errors import SpecError
+
+        try:
+            return StepSummary.of(self.load_spec(context, step))
+        except (SpecError, NotFoundError):
+            return None
+
     def _index_for_write(self, context: str) -> ContextIndex:
         index = self.read_index(context)
         if index is None:
             return self._rebuilt_index(context)
         return index
 
-    def _rebuilt_index(self, context: str) -> ContextIndex:
-        """Derive the index from the spec files (after a crash or by hand damage)."""
-        from regman.spec import load_spec_file
+    def _rebuilt_index(self, context: str, previous: ContextIndex | None = None) -> ContextIndex:
+        """Derive the index from the spec files (after a crash or damage by hand)."""
+        from regman.errors import SpecError
 
-        steps = {}
-        for step in self.step_names(context):
-            path = self.spec_path(context, step)
-            try:
-                with open(path, "rb") as fh:
-                    digest = _digest(fh.read().decode("utf-8", "replace"))
-                steps[step] = StepSummary.of(load_spec_file(path), digest)
-            except (OSError, ValueError):
-                continue  # an unreadable spec is reported by doctor, not summarised
         stamp = now_iso()
-        return ContextIndex(context, stamp, stamp, steps)
+        index = ContextIndex(context, previous.created_at if previous else stamp, stamp)
+        for step in self.step_names(context):
+            try:
+                index.apply(StepSummary.of(self.load_spec(context, step)))
+            except (SpecError, NotFoundError):
+                continue  # an unreadable spec is reported by doctor, not counted
+        return index
 
     def rebuild_index(self, context: str) -> None:
         with self.locked(context):
-            atomic_write(self.index_path(context), self._rebuilt_index(context).to_json())
+            previous = self.read_index(context)
+            atomic_write(self.index_path(context),
+                         self._rebuilt_index(context, previous).to_json())
 
     # -- trash -------------------------------------------------------------------------
     def list_trash(self) -> list[TrashEntry]:
@@ -821,7 +877,7 @@ class FileStore(Store):
         with self.locked(context):
             if step is None:
                 index = self.read_index(context)
-                if index is not None and index.steps:
+                if index is not None and index.step_count:
                     raise ConflictError(
                         f"context '{context}' exists and has steps",
                         hint="clear it first, or restore single steps",
@@ -834,9 +890,7 @@ class FileStore(Store):
                 except OSError as e:
                     raise _os_error("restore", folder, e) from e
                 fsync_dir(self.contexts_dir)
-                index = self._index_for_write(context)
-                index.updated_at = now_iso()
-                atomic_write(self.index_path(context), index.to_json())
+                index = self._rebuilt_index(context, self.read_index(context))
             else:
                 self._create_locked(context)
                 path = self.spec_path(context, step)
@@ -847,18 +901,16 @@ class FileStore(Store):
                     )
                 from regman.spec import load_spec_file
 
-                spec = load_spec_file(source)
-                with open(source, "rb") as fh:
-                    digest = _digest(fh.read().decode())
+                summary = StepSummary.of(load_spec_file(source))
                 index = self._index_for_write(context)
                 try:
                     os.replace(source, path)
                 except OSError as e:
                     raise _os_error("restore", path, e) from e
                 fsync_dir(os.path.dirname(path))
-                index.steps[step] = StepSummary.of(spec, digest)
-                index.updated_at = now_iso()
-                atomic_write(self.index_path(context), index.to_json())
+                index.apply(summary)
+            index.updated_at = now_iso()
+            atomic_write(self.index_path(context), index.to_json())
         return entry
 
     def empty_trash(self, older_than_days: float | None = None) -> int:
