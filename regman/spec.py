@@ -26,8 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from regman.errors import SpecError
 
 MAX_SPEC_BYTES = 1024 * 1024  # a spec is a few KB; bigger is a mistake or an attack
-MAX_NESTING = 64  # real specs nest < 10 deep; deeper input is rejected after composing
-_PRESCAN_NESTING = 1000  # libyaml's composer recurses in C: bound depth before parsing
+MAX_NESTING = 64  # real specs nest < 10 deep; deeper input is rejected before composing
 MAX_EXPANDED_NODES = 100_000  # alias ("billion laughs") bombs expand past this
 
 _LOGICAL_NAME_RE = r"^[A-Za-z0-9_-]+$"
@@ -255,14 +254,37 @@ _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _SpecLoader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """Safe loader that rejects duplicate keys (PyYAML silently keeps the last)."""
+    """Safe loader that rejects duplicate keys (PyYAML silently keeps the last).
+
+    Only keys written in the mapping itself count: a key that overrides one brought
+    in by a merge key (``<<: *defaults``) is what merge keys are for.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._explicit: dict[int, list[tuple[Any, Any]]] = {}
+
+    def _explicit_pairs(self, node: Any) -> list[tuple[Any, Any]]:
+        # flatten_mapping rewrites node.value in place (possibly while flattening
+        # another mapping that merges this one), so remember the written pairs first.
+        pairs = self._explicit.get(id(node))
+        if pairs is None:
+            pairs = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+            self._explicit[id(node)] = pairs
+        return pairs
+
+    def flatten_mapping(self, node: Any) -> None:
+        self._explicit_pairs(node)
+        super().flatten_mapping(node)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)
             seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
+            for key_node, _ in self._explicit_pairs(node):
                 key = self.construct_object(key_node, deep=True)
                 try:
                     hash(key)
@@ -280,6 +302,16 @@ class _SpecLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                     )
                 seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _refuse_binary(loader: Any, node: Any) -> Any:
+    # pydantic would quietly decode bytes into a str field
+    raise yaml.constructor.ConstructorError(
+        None, None, "binary data (!!binary) has no place in a spec", node.start_mark
+    )
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
 
 
 def dump_yaml(document: Any) -> str:
@@ -318,14 +350,18 @@ def parse_yaml(text: str | bytes, source: str) -> tuple[Any, Any]:
         not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
     ):
         raise SpecError("the file is empty", source=source, hint="write a spec in it")
-    _prescan_nesting(text, source)
-    loader = _SpecLoader(text)
+    _check_characters(text, source)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            raise SpecError("the file is empty", source=source)
-        _check_shape(node, source)
-        data = loader.construct_document(node)
+        _check_nesting(text, source)
+        loader = _SpecLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise SpecError("the file is empty", source=source)
+            _check_shape(node, source)
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = e.problem or e.context or "invalid YAML"
@@ -339,9 +375,78 @@ def parse_yaml(text: str | bytes, source: str) -> tuple[Any, Any]:
         ) from None
     except yaml.YAMLError as e:
         raise SpecError(f"invalid YAML: {e}", source=source) from None
+    return data, node
+
+
+# Characters YAML 1.1 accepts in a stream (its "printable" set); anything else is
+# refused here with a position, because the parsers report it without one.
+_NOT_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def _check_characters(text: str, source: str) -> None:
+    found = _NOT_PRINTABLE.search(text)
+    if found is None:
+        return
+    offset = found.start()
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    char = found.group()
+    what = (
+        "binary data (a NUL byte)" if char == "\x00" else f"the control character U+{ord(char):04X}"
+    )
+    raise SpecError(f"the file holds {what}", source=source, line=line, column=column,
+                    hint="a spec file is UTF-8 text")
+
+
+_INDENT_RE = re.compile(r"^ +", re.MULTILINE)
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound on the nesting depth, cheap enough to skip the event pass.
+
+    A block collection nests inside another only on a more indented line or after
+    ``-``/``?`` on the same line; a flow ``[`` opens at most two levels (a sequence
+    and an implicit single-pair mapping), ``{`` one. Typical specs stay far below
+    MAX_NESTING, so only unusual files pay for the exact check.
+    """
+    indent = max((len(m) for m in _INDENT_RE.findall(text)), default=0)
+    return (2 + indent + text.count("-") + text.count("?") + 2 * text.count("[")
+            + text.count("{"))
+
+
+def _check_nesting(text: str, source: str) -> None:
+    """Refuse documents nested deeper than MAX_NESTING before anything composes them.
+
+    Composers recurse once per level (libyaml's C composer overflows the stack and
+    kills the process near 30,000 levels; the pure-Python one raises RecursionError),
+    whereas the event parsers of both backends keep an explicit stack. So one pass over
+    the events bounds the depth exactly, and reports the first node too deep, whatever
+    quoting, comments or flow/block mixing the text uses.
+    """
+    if _nesting_bound(text) <= MAX_NESTING:
+        return
+    loader = _SpecLoader(text)
+    depth = 0
+    try:
+        while True:
+            event = loader.get_event()
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                return
+            if isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, yaml.NodeEvent):
+                if depth > MAX_NESTING:
+                    mark = event.start_mark
+                    raise SpecError(
+                        f"the document nests more than {MAX_NESTING} levels deep",
+                        source=source, line=mark.line + 1, column=mark.column + 1,
+                    )
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
     finally:
         loader.dispose()
-    return data, node
 
 
 def _decode(text: str | bytes, source: str) -> str:
@@ -376,36 +481,11 @@ def _decode(text: str | bytes, source: str) -> str:
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a byte offset; the column counts characters, as editors do."""
     line = data.count(b"\n", 0, offset) + 1
-    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[start:offset].decode("utf-8", "replace")) + 1
     return line, column
-
-
-def _prescan_nesting(text: str, source: str) -> None:
-    """Bound nesting depth from the raw text, before libyaml's recursive composer sees it."""
-    flow = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.lstrip(" ")
-        indent = len(line) - len(stripped)
-        block = len(re.findall(r"(?:^|\s)[-?](?=\s|$)", stripped))
-        quote = ""
-        for char in stripped:
-            if quote:
-                if char == quote:
-                    quote = ""
-            elif char in "\"'":
-                quote = char
-            elif char == "#":
-                break
-            elif char in "[{":
-                flow += 1
-            elif char in "]}":
-                flow = max(0, flow - 1)
-        if indent + block + flow > _PRESCAN_NESTING:
-            raise SpecError(
-                f"the document nests too deeply (more than {MAX_NESTING} levels)",
-                source=source, line=number, column=1,
-            )
 
 
 def _check_shape(root: Any, source: str) -> None:
@@ -452,7 +532,7 @@ def _locator(root: Any) -> Locator:
             last = i == len(path) - 1
             found = None
             if isinstance(node, yaml.MappingNode):
-                for key_node, value_node in node.value:
+                for key_node, value_node in reversed(node.value):  # last wins (merges)
                     if isinstance(key_node, yaml.ScalarNode) and _same_key(key_node, part):
                         found = value_node
                         mark = key_node.start_mark if (last and at_key) else value_node.start_mark
@@ -470,9 +550,14 @@ def _locator(root: Any) -> Locator:
 
 
 def _same_key(key_node: Any, part: Any) -> bool:
-    if isinstance(part, str):
+    """Whether a composed key node is the document key ``part`` (``on`` is True, ``~`` None)."""
+    if isinstance(part, str) and key_node.tag == "tag:yaml.org,2002:str":
         return bool(key_node.value == part)
-    return bool(str(key_node.value).lower() == str(part).lower())
+    try:
+        value = yaml.constructor.SafeConstructor().construct_object(key_node, deep=True)
+    except yaml.YAMLError:
+        return False
+    return type(value) is type(part) and bool(value == part)
 
 
 def _no_location(path: Path_, at_key: bool = False) -> tuple[int, int] | None:
@@ -595,11 +680,12 @@ class _DocumentReader:
             raise self.fail(f"'{path[-1]}' must be a mapping keyed by logical name or a list, "
                             f"not {_kind(value)}", path)
         result: dict[str, Any] = {}
+        keyed = isinstance(value, Mapping)
         for position, item, key_name in items:
             item_path = (*path, position)
-            if key_name is not None and not isinstance(key_name, str):
-                raise self.fail(f"a logical name must be text, not {_kind(key_name)} "
-                                f"({key_name!r})", item_path, at_key=True,
+            if keyed and not isinstance(position, str):  # `null:` and `no:` keys included
+                raise self.fail(f"a logical name must be text, not {_kind(position)} "
+                                f"({position!r})", item_path, at_key=True,
                                 hint="quote it in the YAML")
             if not isinstance(item, Mapping):
                 raise self.fail(f"a {kind} must be a mapping, not {_kind(item)}", item_path)
@@ -624,9 +710,13 @@ class _DocumentReader:
                 loc = err["loc"]
                 file_key = _file_key(item, str(loc[0]), keys) if loc else None
                 field_path = (*item_path, file_key, *loc[1:]) if file_key else item_path
+                if not file_key and loc and loc[0] == "logical_name" and key_name is not None:
+                    # the logical name is the mapping key: point at the key, not the body
+                    raise self.fail(f"logical name {key_name!r} {_message(err)}", item_path,
+                                    at_key=True) from None
                 if not file_key and loc:
                     raise self.fail(f"missing required field '{_alias_for(str(loc[0]))}'",
-                                    item_path, hint=f"add '{_alias_for(str(loc[0]))}:'")
+                                    item_path, hint=f"add '{_alias_for(str(loc[0]))}:'") from None
                 raise self.fail(_message(err), field_path) from None
             name = built.logical_name  # type: ignore[attr-defined]
             if name in result:
