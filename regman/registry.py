@@ -24,9 +24,7 @@ _UNLOADED = object()
 class SpecificationRegistry:
     """Step specifications of one context; isolated from every other context."""
 
-    def __init__(
-        self, context_name: str = "default", store: Store | str | None = None
-    ) -> None:
+    def __init__(self, context_name: str = "default", store: Store | str | None = None) -> None:
         self._context = validate_name(context_name, "context")
         self._store = open_store(store if store is not None else ":memory:")
         self._lock = threading.RLock()
@@ -42,7 +40,9 @@ class SpecificationRegistry:
         return self._store
 
     def __repr__(self) -> str:
-        return f"SpecificationRegistry(context_name={self._context!r}, store={self._store.location!r})"
+        return (
+            f"SpecificationRegistry(context_name={self._context!r}, store={self._store.location!r})"
+        )
 
     # -- freshness ---------------------------------------------------------------------
     def _specs(self) -> dict[str, tuple[Hashable, StepSpecification]]:
@@ -74,8 +74,11 @@ class SpecificationRegistry:
 
     # -- writing -----------------------------------------------------------------------
     def register_specification(
-        self, step_name: str, specification: StepSpecification | Mapping[str, Any],
-        *, replace: bool = True,
+        self,
+        step_name: str,
+        specification: StepSpecification | Mapping[str, Any],
+        *,
+        replace: bool = True,
     ) -> str:
         """Store ``specification`` under ``step_name``; returns created/updated/unchanged.
 
@@ -126,8 +129,9 @@ class SpecificationRegistry:
         found = []
         for step, spec in self.list_specifications().items():
             for name, output in spec.outputs.items():
-                score = score_candidate(dependency_spec, output, provider_step=step,
-                                        provider_spec=spec)
+                score = score_candidate(
+                    dependency_spec, output, provider_step=step, provider_spec=spec
+                )
                 if score is not None and score.total > 0:
                     found.append((step, name, output, score.total))
         found.sort(key=lambda item: (-item[3], item[0], item[1]))

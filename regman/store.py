@@ -21,6 +21,7 @@ JSON indexes, so pydantic, yaml and the lock library load on the paths that need
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -123,8 +124,10 @@ class ContextIndex:
     def apply(self, summary: StepSummary, sign: int = 1) -> None:
         """Add (sign=1) or subtract (sign=-1) one step's contribution."""
         self.step_count += sign
-        for counter, key in ((self.step_types, summary.step_type),
-                             (self.node_types, summary.node_type)):
+        for counter, key in (
+            (self.step_types, summary.step_type),
+            (self.node_types, summary.node_type),
+        ):
             counter[key] = counter.get(key, 0) + sign
             if counter[key] <= 0:
                 del counter[key]
@@ -133,8 +136,9 @@ class ContextIndex:
         self.output_count += sign * summary.outputs
 
     def counters(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items()
-                if k not in ("name", "created_at", "updated_at")}
+        return {
+            k: v for k, v in vars(self).items() if k not in ("name", "created_at", "updated_at")
+        }
 
     def stats(self) -> dict[str, Any]:
         """The per-context statistics (the seed's keys first)."""
@@ -458,8 +462,9 @@ def _os_hint(e: OSError) -> str | None:
 def atomic_write(path: str, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole."""
     folder = os.path.dirname(path)
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-"
-                               f"{time.monotonic_ns()}")
+    tmp = os.path.join(
+        folder, f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+    )
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as e:
@@ -503,10 +508,8 @@ def fsync_dir(folder: str) -> None:
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 class FileStore(Store):
@@ -526,8 +529,11 @@ class FileStore(Store):
         self.trash_dir = os.path.join(self.root, "trash")
         env_timeout = os.environ.get("REGMAN_LOCK_TIMEOUT")
         self.lock_timeout = (
-            lock_timeout if lock_timeout is not None
-            else float(env_timeout) if env_timeout else DEFAULT_LOCK_TIMEOUT
+            lock_timeout
+            if lock_timeout is not None
+            else float(env_timeout)
+            if env_timeout
+            else DEFAULT_LOCK_TIMEOUT
         )
         self.trash_days = DEFAULT_TRASH_DAYS if trash_days is None else trash_days
         self._checked_version = False
@@ -634,10 +640,11 @@ class FileStore(Store):
             raise _os_error("list", self.contexts_dir, e) from e
         with entries:
             return sorted(
-                e.name for e in entries
-                if not e.name.startswith(".") and e.is_dir() and os.path.exists(
-                    os.path.join(e.path, INDEX)
-                )
+                e.name
+                for e in entries
+                if not e.name.startswith(".")
+                and e.is_dir()
+                and os.path.exists(os.path.join(e.path, INDEX))
             )
 
     def context_exists(self, context: str) -> bool:
@@ -848,8 +855,7 @@ class FileStore(Store):
     def rebuild_index(self, context: str) -> None:
         with self.locked(context):
             previous = self.read_index(context)
-            atomic_write(self.index_path(context),
-                         self._rebuilt_index(context, previous).to_json())
+            atomic_write(self.index_path(context), self._rebuilt_index(context, previous).to_json())
 
     # -- trash -------------------------------------------------------------------------
     def list_trash(self) -> list[TrashEntry]:

@@ -46,8 +46,12 @@ def make_spec(
     deps = {} if deps is None else deps
     outs = {"model_output": "model_artifacts"} if outs is None else outs
     if node_type is None:
-        node_type = {(False, True): "source", (True, True): "internal",
-                     (True, False): "sink", (False, False): "singular"}[(bool(deps), bool(outs))]
+        node_type = {
+            (False, True): "source",
+            (True, True): "internal",
+            (True, False): "sink",
+            (False, False): "singular",
+        }[(bool(deps), bool(outs))]
     return regman.StepSpecification(
         step_type=step_type,
         node_type=node_type,
@@ -55,8 +59,7 @@ def make_spec(
             regman.DependencySpec(logical_name=n, dependency_type=t) for n, t in deps.items()
         ],
         outputs=[
-            regman.OutputSpec(logical_name=n, output_type=t,
-                              property_path=f"properties.{n}.S3Uri")
+            regman.OutputSpec(logical_name=n, output_type=t, property_path=f"properties.{n}.S3Uri")
             for n, t in outs.items()
         ],
     )

@@ -25,8 +25,11 @@ from tests.conftest import make_spec
 
 training_data_spec = make_spec("CradleDataLoading", outs={"DATA": "processing_output"})
 validation_data_spec = make_spec("DummyDataLoading", outs={"DATA": "processing_output"})
-preprocess_spec = make_spec("TabularPreprocessing", deps={"DATA": "training_data"},
-                            outs={"processed_data": "processing_output"})
+preprocess_spec = make_spec(
+    "TabularPreprocessing",
+    deps={"DATA": "training_data"},
+    outs={"processed_data": "processing_output"},
+)
 training_spec = make_spec("XGBoostTraining", deps={"input_path": "training_data"})
 
 
@@ -80,15 +83,19 @@ def test_context_statistics(manager: RegistryManager) -> None:
     registry.register_specification("preprocess", preprocess_spec)
     registry.register_specification("train", training_spec)
     registry.register_specification("train", training_spec)  # re-register: no drift
-    registry.register_specification("preprocess", make_spec("TabularPreprocessing",
-                                    deps={"DATA": "training_data"}))
+    registry.register_specification(
+        "preprocess", make_spec("TabularPreprocessing", deps={"DATA": "training_data"})
+    )
     stats = manager.get_context_stats()["training_pipeline"]
     assert stats["step_count"] == 4
     assert stats["step_type_count"] == 3
     assert stats["source_count"] == 2 and stats["internal_count"] == 2
     assert stats["dependency_count"] == 2 and stats["output_count"] == 4
-    assert registry.list_step_types() == ["CradleDataLoading", "TabularPreprocessing",
-                                          "XGBoostTraining"]
+    assert registry.list_step_types() == [
+        "CradleDataLoading",
+        "TabularPreprocessing",
+        "XGBoostTraining",
+    ]
 
 
 def test_module_level_stats_shape(isolated_store: Path) -> None:
@@ -290,9 +297,13 @@ def test_import_touches_no_disk(tmp_path: Path) -> None:
     import sys
 
     home = tmp_path / "never"
-    code = ("import regman; m = regman.RegistryManager(); "
-            "print(regman.registry_manager is not None)")
-    out = subprocess.run([sys.executable, "-c", code], env={"REGMAN_HOME": str(home),
-                         "PATH": ""}, capture_output=True, text=True, check=True)
+    code = "import regman; m = regman.RegistryManager(); print(regman.registry_manager is not None)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"REGMAN_HOME": str(home), "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "True"
     assert not home.exists()

@@ -36,12 +36,19 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global_options(
     store: str = typer.Option(
-        None, "--store", metavar="PATH", envvar=None,
+        None,
+        "--store",
+        metavar="PATH",
+        envvar=None,
         help="Store folder; beats $REGMAN_HOME, which beats the platform default.",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks (also REGMAN_DEBUG=1)."),
     version: bool = typer.Option(
-        False, "--version", "-V", callback=_version, is_eager=True,
+        False,
+        "--version",
+        "-V",
+        callback=_version,
+        is_eager=True,
         help="Print the version and exit.",
     ),
 ) -> None:

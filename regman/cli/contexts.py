@@ -32,8 +32,10 @@ def list_contexts(as_json: bool = JsonOption) -> None:
         return
     print_table(
         ["context", "steps", "step types", "updated"],
-        [[n, s["step_count"], s["step_type_count"], short_time(s["updated_at"])]
-         for n, s in stats.items()],
+        [
+            [n, s["step_count"], s["step_type_count"], short_time(s["updated_at"])]
+            for n, s in stats.items()
+        ],
     )
 
 
@@ -60,8 +62,16 @@ def show_context(
     for name, spec in specs.items():
         required = [d.logical_name for d in spec.dependencies.values() if d.required]
         optional = [d.logical_name for d in spec.dependencies.values() if not d.required]
-        rows.append([name, spec.step_type, spec.node_type.value, ", ".join(required) or "-",
-                     ", ".join(optional) or "-", ", ".join(spec.outputs) or "-"])
+        rows.append(
+            [
+                name,
+                spec.step_type,
+                spec.node_type.value,
+                ", ".join(required) or "-",
+                ", ".join(optional) or "-",
+                ", ".join(spec.outputs) or "-",
+            ]
+        )
     print_table(
         ["step", "step type", "node type", "required deps", "optional deps", "outputs"],
         rows,

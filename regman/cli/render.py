@@ -69,6 +69,12 @@ def report_error(error: RegmanError) -> None:
         typer.echo(f"hint: {error.hint}", err=True)
 
 
+# typer ships its own copy of click (0.26+): reach its base exception through typer.
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
 def guarded(func: F) -> F:
     """The CLI's one error boundary: a RegmanError becomes one line and its exit code."""
 
@@ -82,8 +88,8 @@ def guarded(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, _ClickException):
+            raise  # typer's own exits and usage errors keep their usual form
         except Exception as e:
             if debug_enabled():
                 raise
@@ -120,12 +126,16 @@ def confirm(prompt: str, *, yes: bool) -> bool:
     """Ask on a terminal; without one, only ``--yes`` goes ahead."""
     if yes:
         return True
-    if not sys.stdin.isatty():
+    if not stdin_is_terminal():
         raise RefusedError(
             "refusing to delete without confirmation: stdin is not a terminal",
             hint="pass --yes",
         )
     return typer.confirm(prompt, default=False, err=True)
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 def _console(stderr: bool = False) -> Any:
@@ -134,8 +144,13 @@ def _console(stderr: bool = False) -> Any:
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty()
     width = None if tty else max(int(os.environ.get("COLUMNS", "0") or 0), 160)
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False,
-                   no_color=bool(os.environ.get("NO_COLOR")) or None)
+    return Console(
+        file=stream,
+        width=width,
+        highlight=False,
+        soft_wrap=False,
+        no_color=bool(os.environ.get("NO_COLOR")) or None,
+    )
 
 
 def print_table(
@@ -151,13 +166,21 @@ def print_table(
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(title) if title else None, show_footer=footer is not None,
-                  title_justify="left", header_style="bold")
+    table = Table(
+        title=escape(title) if title else None,
+        show_footer=footer is not None,
+        title_justify="left",
+        header_style="bold",
+    )
     for i, column in enumerate(columns):
-        how = justify[i] if justify else ("right" if rows and isinstance(rows[0][i], int)
-                                          else "left")
-        table.add_column(column, justify=how,  # type: ignore[arg-type]
-                         footer=escape(str(footer[i])) if footer else "")
+        how = (
+            justify[i] if justify else ("right" if rows and isinstance(rows[0][i], int) else "left")
+        )
+        table.add_column(
+            column,
+            justify=how,  # type: ignore[arg-type]
+            footer=escape(str(footer[i])) if footer else "",
+        )
     for n, row in enumerate(rows):
         style = styles[n] if styles else None
         table.add_row(*(escape(_cell(v)) for v in row), style=style)

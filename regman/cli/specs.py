@@ -59,8 +59,10 @@ def register(
     else:
         verb = {"created": "created", "updated": "updated", "unchanged": "unchanged"}[outcome]
         prefix = "dry run: would be " if dry_run else ""
-        message(f"{prefix}{verb}: step '{step}' ({spec.step_type}, {spec.node_type.value}) "
-                f"in context '{context}'")
+        message(
+            f"{prefix}{verb}: step '{step}' ({spec.step_type}, {spec.node_type.value}) "
+            f"in context '{context}'"
+        )
 
 
 @app.command()
@@ -94,8 +96,10 @@ def remove(
     assert registry is not None
     if not registry.remove_specification(step):
         raise StepNotFoundError(context, step)
-    message(f"removed step '{step}' from context '{context}' "
-            f"(undo with 'regman restore {context} {step}')")
+    message(
+        f"removed step '{step}' from context '{context}' "
+        f"(undo with 'regman restore {context} {step}')"
+    )
 
 
 @app.command()
@@ -110,11 +114,25 @@ def validate(
     for path in spec_files:
         try:
             spec = load_spec_file(path)
-            results.append({"file": str(path), "valid": True, "step_type": spec.step_type,
-                            "node_type": spec.node_type.value})
+            results.append(
+                {
+                    "file": str(path),
+                    "valid": True,
+                    "step_type": spec.step_type,
+                    "node_type": spec.node_type.value,
+                }
+            )
         except SpecError as e:
-            results.append({"file": str(path), "valid": False, "error": error_line(e)[7:],
-                            "line": e.line, "column": e.column, "field": e.field})
+            results.append(
+                {
+                    "file": str(path),
+                    "valid": False,
+                    "error": error_line(e)[7:],
+                    "line": e.line,
+                    "column": e.column,
+                    "field": e.field,
+                }
+            )
             if not as_json:
                 typer.echo(error_line(e), err=True)
                 if e.hint:
@@ -129,7 +147,6 @@ def validate(
         message(f"{len(results) - invalid} valid, {invalid} invalid")
     if invalid:
         raise typer.Exit(EXIT_BAD_INPUT)
-
 
 
 def step_name_for(path: str) -> str:
@@ -174,8 +191,9 @@ def import_specs(
             specs[step] = load_spec_file(path)
         except (SpecError, ValueError) as e:
             failed += 1
-            typer.echo(error_line(e) if isinstance(e, SpecError) else f"error: {e} ({path})",
-                       err=True)
+            typer.echo(
+                error_line(e) if isinstance(e, SpecError) else f"error: {e} ({path})", err=True
+            )
     if failed:
         message(f"{failed} of {len(spec_files)} files are invalid; nothing was registered")
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -187,15 +205,17 @@ def import_specs(
     registry = None if dry_run else manager.get_registry(context)
     for step, spec in specs.items():
         if registry is None:
-            outcomes[step] = manager.store.preview_put(context, step, spec,
-                                                       replace=not no_replace)
+            outcomes[step] = manager.store.preview_put(context, step, spec, replace=not no_replace)
         else:
             outcomes[step] = registry.register_specification(step, spec, replace=not no_replace)
     if as_json:
         print_json({"context": context, "dry_run": dry_run, "steps": outcomes})
         return
-    counts = {k: sum(1 for v in outcomes.values() if v == k)
-              for k in ("created", "updated", "unchanged")}
+    counts = {
+        k: sum(1 for v in outcomes.values() if v == k) for k in ("created", "updated", "unchanged")
+    }
     prefix = "dry run: would have " if dry_run else ""
-    message(f"{prefix}{len(outcomes)} steps in context '{context}': " +
-            ", ".join(f"{n} {k}" for k, n in counts.items()))
+    message(
+        f"{prefix}{len(outcomes)} steps in context '{context}': "
+        + ", ".join(f"{n} {k}" for k, n in counts.items())
+    )

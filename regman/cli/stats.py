@@ -16,15 +16,24 @@ from regman.cli.render import (
     short_time,
 )
 
-_COUNTS = ("step_count", "step_type_count", "source_count", "internal_count", "sink_count",
-           "singular_count", "dependency_count", "output_count")
+_COUNTS = (
+    "step_count",
+    "step_type_count",
+    "source_count",
+    "internal_count",
+    "sink_count",
+    "singular_count",
+    "dependency_count",
+    "output_count",
+)
 
 
 @app.command()
 @guarded
 def stats(
-    contexts: list[str] = typer.Argument(None, metavar="[CONTEXT]...",
-                                         help="Contexts to show (default: all)."),
+    contexts: list[str] = typer.Argument(
+        None, metavar="[CONTEXT]...", help="Contexts to show (default: all)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Per-context statistics, with a totals row."""
@@ -44,14 +53,26 @@ def stats(
     if not all_stats:
         message("no contexts yet")
         return
-    rows = [[name, *(s[k] for k in _COUNTS), short_time(s["updated_at"])]
-            for name, s in all_stats.items()]
-    totals = [f"total ({len(rows)})", *(sum(s[k] for s in all_stats.values()) for k in _COUNTS),
-              ""]
+    rows = [
+        [name, *(s[k] for k in _COUNTS), short_time(s["updated_at"])]
+        for name, s in all_stats.items()
+    ]
+    totals = [f"total ({len(rows)})", *(sum(s[k] for s in all_stats.values()) for k in _COUNTS), ""]
     print_table(
-        ["context", "steps", "step types", "source", "internal", "sink", "singular",
-         "dependencies", "outputs", "updated"],
-        rows, footer=totals,
+        [
+            "context",
+            "steps",
+            "step types",
+            "source",
+            "internal",
+            "sink",
+            "singular",
+            "dependencies",
+            "outputs",
+            "updated",
+        ],
+        rows,
+        footer=totals,
         justify=["left", *["right"] * len(_COUNTS), "left"],
     )
 
@@ -84,8 +105,10 @@ def clear(
         raise RefusedError("not confirmed; nothing was removed")
     removed = [name for name in names if store.delete_context(name, purge=purge)]
     tail = "" if purge else " (restore with 'regman restore CONTEXT')"
-    message(f"removed {len(removed)} context{'s' if len(removed) != 1 else ''}: "
-            f"{', '.join(removed)}{tail}")
+    message(
+        f"removed {len(removed)} context{'s' if len(removed) != 1 else ''}: "
+        f"{', '.join(removed)}{tail}"
+    )
 
 
 @app.command()

@@ -15,8 +15,7 @@ from regman.cli.render import (
     print_table,
 )
 
-trash_app = typer.Typer(help="Show or empty what clear and remove deleted.",
-                        no_args_is_help=True)
+trash_app = typer.Typer(help="Show or empty what clear and remove deleted.", no_args_is_help=True)
 app.add_typer(trash_app, name="trash")
 
 
@@ -31,15 +30,18 @@ def list_trash(as_json: bool = JsonOption) -> None:
     if not entries:
         message("the trash is empty")
         return
-    print_table(["deleted at", "kind", "context", "step"],
-                [[e["deleted_at"], e["kind"], e["context"], e["step"]] for e in entries])
+    print_table(
+        ["deleted at", "kind", "context", "step"],
+        [[e["deleted_at"], e["kind"], e["context"], e["step"]] for e in entries],
+    )
 
 
 @trash_app.command("empty")
 @guarded
 def empty_trash(
-    older_than: float = typer.Option(None, "--older-than", metavar="DAYS",
-                                     help="Only entries deleted more than DAYS ago."),
+    older_than: float = typer.Option(
+        None, "--older-than", metavar="DAYS", help="Only entries deleted more than DAYS ago."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete trash entries for good."""

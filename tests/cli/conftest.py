@@ -1,0 +1,52 @@
+"""Helpers for command-line tests: run the app in-process and snapshot the store."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from regman.cli import app
+from tests.conftest import EXAMPLES
+
+TRAINING = EXAMPLES / "training_pipeline"
+
+
+class Run:
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, code: int | None = 0):  # type: ignore[no-untyped-def]
+        result = self.runner.invoke(app, list(args), input=input)
+        if code is not None:
+            assert result.exit_code == code, (
+                f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+                f"\n{result.exception!r}"
+            )
+        return result
+
+
+@pytest.fixture
+def run() -> Run:
+    return Run()
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with its content hash: to prove nothing changed."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "dir"
+        for p in sorted(root.rglob("*"))
+        if not p.name.endswith(".lock")
+    }
+
+
+@pytest.fixture
+def store_snapshot(isolated_store: Path) -> Callable[[], dict[str, str]]:
+    return lambda: snapshot(isolated_store)
