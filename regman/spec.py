@@ -61,6 +61,19 @@ class NodeType(str, Enum):
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
 
+    def __init__(self, **data: Any) -> None:
+        # Callers building specs in Python get a SpecError (a ValueError), never pydantic's.
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or None
+            raise SpecError(
+                _message(err),
+                source=f"<{type(self).__name__}>",
+                field=field,
+            ) from None
+
 
 class DependencySpec(_Model):
     """An input a step needs, matched by the resolver against other steps' outputs."""
@@ -98,8 +111,10 @@ def _keyed_by_logical_name(value: Any, kind: str) -> Any:
     if isinstance(value, list):
         keyed: dict[str, Any] = {}
         for item in value:
-            name = item.logical_name if isinstance(item, BaseModel) else (
-                item.get("logical_name") if isinstance(item, Mapping) else None
+            name = (
+                item.logical_name
+                if isinstance(item, BaseModel)
+                else (item.get("logical_name") if isinstance(item, Mapping) else None)
             )
             if not isinstance(name, str):
                 raise ValueError(f"every {kind} in a list needs a logical_name")
@@ -172,7 +187,9 @@ class StepSpecification(_Model):
     def list_optional_dependencies(self) -> list[DependencySpec]:
         return [d for d in self.dependencies.values() if not d.required]
 
-    def list_dependencies_by_type(self, dependency_type: DependencyType | str) -> list[DependencySpec]:
+    def list_dependencies_by_type(
+        self, dependency_type: DependencyType | str
+    ) -> list[DependencySpec]:
         wanted = DependencyType(dependency_type)
         return [d for d in self.dependencies.values() if d.dependency_type == wanted]
 
@@ -317,8 +334,12 @@ _SpecLoader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
 def dump_yaml(document: Any) -> str:
     """Human-readable block YAML, keys in the order given."""
     return yaml.dump(  # type: ignore[no-any-return]
-        document, Dumper=_BaseDumper, sort_keys=False, allow_unicode=True,
-        default_flow_style=False, width=100,
+        document,
+        Dumper=_BaseDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
     )
 
 
@@ -396,8 +417,13 @@ def _check_characters(text: str, source: str) -> None:
     what = (
         "binary data (a NUL byte)" if char == "\x00" else f"the control character U+{ord(char):04X}"
     )
-    raise SpecError(f"the file holds {what}", source=source, line=line, column=column,
-                    hint="a spec file is UTF-8 text")
+    raise SpecError(
+        f"the file holds {what}",
+        source=source,
+        line=line,
+        column=column,
+        hint="a spec file is UTF-8 text",
+    )
 
 
 _INDENT_RE = re.compile(r"^ +", re.MULTILINE)
@@ -412,8 +438,7 @@ def _nesting_bound(text: str) -> int:
     MAX_NESTING, so only unusual files pay for the exact check.
     """
     indent = max((len(m) for m in _INDENT_RE.findall(text)), default=0)
-    return (2 + indent + text.count("-") + text.count("?") + 2 * text.count("[")
-            + text.count("{"))
+    return 2 + indent + text.count("-") + text.count("?") + 2 * text.count("[") + text.count("{")
 
 
 def _check_nesting(text: str, source: str) -> None:
@@ -441,7 +466,9 @@ def _check_nesting(text: str, source: str) -> None:
                     mark = event.start_mark
                     raise SpecError(
                         f"the document nests more than {MAX_NESTING} levels deep",
-                        source=source, line=mark.line + 1, column=mark.column + 1,
+                        source=source,
+                        line=mark.line + 1,
+                        column=mark.column + 1,
                     )
                 if isinstance(event, yaml.CollectionStartEvent):
                     depth += 1
@@ -463,21 +490,32 @@ def _decode(text: str | bytes, source: str) -> str:
             hint="a spec is a few KB; check that this is the right file",
         )
     if text.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise SpecError("the file is UTF-16 or UTF-32 encoded", source=source,
-                        hint="save it as UTF-8")
+        raise SpecError(
+            "the file is UTF-16 or UTF-32 encoded", source=source, hint="save it as UTF-8"
+        )
     if text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]
     nul = text.find(b"\x00")
     if nul >= 0:
         line, column = _position(text, nul)
-        raise SpecError("the file holds binary data (a NUL byte)", source=source,
-                        line=line, column=column, hint="a spec file is UTF-8 text")
+        raise SpecError(
+            "the file holds binary data (a NUL byte)",
+            source=source,
+            line=line,
+            column=column,
+            hint="a spec file is UTF-8 text",
+        )
     try:
         return text.decode("utf-8")
     except UnicodeDecodeError as e:
         line, column = _position(text, e.start)
-        raise SpecError("the file is not valid UTF-8", source=source, line=line,
-                        column=column, hint="save it as UTF-8") from None
+        raise SpecError(
+            "the file is not valid UTF-8",
+            source=source,
+            line=line,
+            column=column,
+            hint="save it as UTF-8",
+        ) from None
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:
@@ -496,7 +534,9 @@ def _check_shape(root: Any, source: str) -> None:
         if depth > MAX_NESTING:
             raise SpecError(
                 f"the document nests more than {MAX_NESTING} levels deep",
-                source=source, line=node.start_mark.line + 1, column=node.start_mark.column + 1,
+                source=source,
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
             )
         known = sizes.get(id(node))
         if known is not None:
@@ -511,7 +551,9 @@ def _check_shape(root: Any, source: str) -> None:
         if total > MAX_EXPANDED_NODES:
             raise SpecError(
                 "the document expands to too many values (an alias bomb?)",
-                source=source, line=node.start_mark.line + 1, column=node.start_mark.column + 1,
+                source=source,
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
             )
         sizes[id(node)] = total
         return total
@@ -537,10 +579,13 @@ def _locator(root: Any) -> Locator:
                         found = value_node
                         mark = key_node.start_mark if (last and at_key) else value_node.start_mark
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    found = node.value[part]
-                    mark = found.start_mark
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                found = node.value[part]
+                mark = found.start_mark
             if found is None:
                 break
             node = found
@@ -568,15 +613,24 @@ def _no_location(path: Path_, at_key: bool = False) -> tuple[int, int] | None:
 # document -> StepSpecification
 # ---------------------------------------------------------------------------------
 _DEPENDENCY_KEYS = {
-    "logical_name": "logical_name", "type": "dependency_type",
-    "dependency_type": "dependency_type", "required": "required",
-    "compatible_sources": "compatible_sources", "semantic_keywords": "semantic_keywords",
-    "data_type": "data_type", "description": "description",
+    "logical_name": "logical_name",
+    "type": "dependency_type",
+    "dependency_type": "dependency_type",
+    "required": "required",
+    "compatible_sources": "compatible_sources",
+    "semantic_keywords": "semantic_keywords",
+    "data_type": "data_type",
+    "description": "description",
 }
 _OUTPUT_KEYS = {
-    "logical_name": "logical_name", "type": "output_type", "output_type": "output_type",
-    "property_path": "property_path", "data_type": "data_type", "description": "description",
-    "aliases": "aliases", "semantic_keywords": "semantic_keywords",
+    "logical_name": "logical_name",
+    "type": "output_type",
+    "output_type": "output_type",
+    "property_path": "property_path",
+    "data_type": "data_type",
+    "description": "description",
+    "aliases": "aliases",
+    "semantic_keywords": "semantic_keywords",
 }
 _HEADER_KEYS = ("step_type", "node_type", "description", "job_type")
 _SPEC_SECTION_KEYS = ("dependencies", "outputs", *_HEADER_KEYS)
@@ -595,13 +649,17 @@ class _DocumentReader:
         self.source = source
         self.locate = locate
 
-    def fail(self, problem: str, path: Path_, *, at_key: bool = False,
-             hint: str | None = None) -> SpecError:
+    def fail(
+        self, problem: str, path: Path_, *, at_key: bool = False, hint: str | None = None
+    ) -> SpecError:
         where = self.locate(path, at_key)
         return SpecError(
-            problem, source=self.source, line=where[0] if where else None,
+            problem,
+            source=self.source,
+            line=where[0] if where else None,
             column=where[1] if where else None,
-            field=".".join(str(p) for p in path) or None, hint=hint,
+            field=".".join(str(p) for p in path) or None,
+            hint=hint,
         )
 
     def read(self, document: Any) -> StepSpecification:
@@ -611,8 +669,12 @@ class _DocumentReader:
             )
         for key in document:
             if not isinstance(key, str):
-                raise self.fail(f"a section name must be text, not {_kind(key)}", (key,),
-                                at_key=True, hint="quote it")
+                raise self.fail(
+                    f"a section name must be text, not {_kind(key)}",
+                    (key,),
+                    at_key=True,
+                    hint="quote it",
+                )
         header: dict[str, Any] = {}
         header_paths: dict[str, Path_] = {}
         section = document.get("spec")
@@ -628,8 +690,9 @@ class _DocumentReader:
                     header[key], header_paths[key] = section[key], ("spec", key)
             for key in ("dependencies", "outputs"):
                 if key in document:
-                    raise self.fail(f"'{key}' is given both at top level and under 'spec'",
-                                    (key,), at_key=True)
+                    raise self.fail(
+                        f"'{key}' is given both at top level and under 'spec'", (key,), at_key=True
+                    )
             body, body_path = section, ("spec",)
         else:
             body, body_path = document, ()
@@ -647,28 +710,36 @@ class _DocumentReader:
         for key in ("step_type", "node_type"):
             if key not in header:
                 raise self.fail(f"missing required field '{key}'", (), hint=f"add '{key}:'")
-        dependencies = self.entries(body.get("dependencies"), (*body_path, "dependencies"),
-                                    "dependency", DependencySpec, _DEPENDENCY_KEYS)
-        outputs = self.entries(body.get("outputs"), (*body_path, "outputs"),
-                               "output", OutputSpec, _OUTPUT_KEYS)
-        values = {**header, "dependencies": dependencies, "outputs": outputs,
-                  "metadata": metadata}
+        dependencies = self.entries(
+            body.get("dependencies"),
+            (*body_path, "dependencies"),
+            "dependency",
+            DependencySpec,
+            _DEPENDENCY_KEYS,
+        )
+        outputs = self.entries(
+            body.get("outputs"), (*body_path, "outputs"), "output", OutputSpec, _OUTPUT_KEYS
+        )
+        values = {**header, "dependencies": dependencies, "outputs": outputs, "metadata": metadata}
         try:
             return StepSpecification.model_validate(values)
         except ValidationError as e:
             err = e.errors()[0]
             field = str(err["loc"][0]) if err["loc"] else "node_type"
-            raise self.fail(_message(err), header_paths.get(field, header_paths["node_type"])
-                            ) from None
+            raise self.fail(
+                _message(err), header_paths.get(field, header_paths["node_type"])
+            ) from None
 
-    def unknown_key(self, key: Any, path: Path_, known: tuple[str, ...] | Mapping[str, str]
-                    ) -> SpecError:
+    def unknown_key(
+        self, key: Any, path: Path_, known: tuple[str, ...] | Mapping[str, str]
+    ) -> SpecError:
         close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'?" if close else "known keys: " + ", ".join(known)
         return self.fail(f"unknown key '{key}'", path, at_key=True, hint=hint)
 
-    def entries(self, value: Any, path: Path_, kind: str, model: type[_Model],
-                keys: Mapping[str, str]) -> dict[str, Any]:
+    def entries(
+        self, value: Any, path: Path_, kind: str, model: type[_Model], keys: Mapping[str, str]
+    ) -> dict[str, Any]:
         if value is None:
             return {}
         items: Iterator[tuple[Any, Any, str | None]]
@@ -677,16 +748,22 @@ class _DocumentReader:
         elif isinstance(value, Mapping):
             items = ((k, item, k) for k, item in value.items())
         else:
-            raise self.fail(f"'{path[-1]}' must be a mapping keyed by logical name or a list, "
-                            f"not {_kind(value)}", path)
+            raise self.fail(
+                f"'{path[-1]}' must be a mapping keyed by logical name or a list, "
+                f"not {_kind(value)}",
+                path,
+            )
         result: dict[str, Any] = {}
         keyed = isinstance(value, Mapping)
         for position, item, key_name in items:
             item_path = (*path, position)
             if keyed and not isinstance(position, str):  # `null:` and `no:` keys included
-                raise self.fail(f"a logical name must be text, not {_kind(position)} "
-                                f"({position!r})", item_path, at_key=True,
-                                hint="quote it in the YAML")
+                raise self.fail(
+                    f"a logical name must be text, not {_kind(position)} ({position!r})",
+                    item_path,
+                    at_key=True,
+                    hint="quote it in the YAML",
+                )
             if not isinstance(item, Mapping):
                 raise self.fail(f"a {kind} must be a mapping, not {_kind(item)}", item_path)
             fields: dict[str, Any] = {}
@@ -695,14 +772,19 @@ class _DocumentReader:
                 if target is None:
                     raise self.unknown_key(key, (*item_path, key), keys)
                 if target in fields:
-                    raise self.fail(f"'{key}' repeats another key for '{target}'",
-                                    (*item_path, key), at_key=True)
+                    raise self.fail(
+                        f"'{key}' repeats another key for '{target}'",
+                        (*item_path, key),
+                        at_key=True,
+                    )
                 fields[target] = field_value
             if key_name is not None:
                 given = fields.setdefault("logical_name", key_name)
                 if given != key_name:
-                    raise self.fail(f"logical_name '{given}' differs from its key '{key_name}'",
-                                    (*item_path, "logical_name"))
+                    raise self.fail(
+                        f"logical_name '{given}' differs from its key '{key_name}'",
+                        (*item_path, "logical_name"),
+                    )
             try:
                 built = model.model_validate(fields)
             except ValidationError as e:
@@ -712,11 +794,15 @@ class _DocumentReader:
                 field_path = (*item_path, file_key, *loc[1:]) if file_key else item_path
                 if not file_key and loc and loc[0] == "logical_name" and key_name is not None:
                     # the logical name is the mapping key: point at the key, not the body
-                    raise self.fail(f"logical name {key_name!r} {_message(err)}", item_path,
-                                    at_key=True) from None
+                    raise self.fail(
+                        f"logical name {key_name!r} {_message(err)}", item_path, at_key=True
+                    ) from None
                 if not file_key and loc:
-                    raise self.fail(f"missing required field '{_alias_for(str(loc[0]))}'",
-                                    item_path, hint=f"add '{_alias_for(str(loc[0]))}:'") from None
+                    raise self.fail(
+                        f"missing required field '{_alias_for(str(loc[0]))}'",
+                        item_path,
+                        hint=f"add '{_alias_for(str(loc[0]))}:'",
+                    ) from None
                 raise self.fail(_message(err), field_path) from None
             name = built.logical_name  # type: ignore[attr-defined]
             if name in result:
@@ -770,8 +856,10 @@ def coerce_specification(spec: Any, source: str = "<mapping>") -> StepSpecificat
     if isinstance(spec, StepSpecification):
         return spec
     if isinstance(spec, Mapping):
-        if "metadata" in spec and isinstance(spec.get("metadata"), Mapping) and (
-            "spec" not in spec
+        if (
+            "metadata" in spec
+            and isinstance(spec.get("metadata"), Mapping)
+            and ("spec" not in spec)
         ):
             try:
                 return StepSpecification.model_validate(dict(spec))
@@ -781,4 +869,3 @@ def coerce_specification(spec: Any, source: str = "<mapping>") -> StepSpecificat
     raise SpecError(
         f"expected a StepSpecification or a mapping, not {type(spec).__name__}", source=source
     )
-
