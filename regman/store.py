@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +38,7 @@ from regman.errors import (
     InvalidNameError,
     LockTimeoutError,
     NotFoundError,
+    RegmanError,
     StepNotFoundError,
     StoreError,
     StoreVersionError,
@@ -462,9 +463,7 @@ def _os_hint(e: OSError) -> str | None:
 def atomic_write(path: str, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole."""
     folder = os.path.dirname(path)
-    tmp = os.path.join(
-        folder, f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
-    )
+    tmp = _temp_name(folder)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as e:
@@ -510,6 +509,110 @@ def fsync_dir(folder: str) -> None:
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def _temp_name(folder: str, suffix: str = "") -> str:
+    return os.path.join(
+        folder, f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}{suffix}"
+    )
+
+
+class _Undo:
+    """The changes of one locked operation, and how to take each back.
+
+    A store operation changes several files (a spec, then the index; a context
+    folder, then its index). If any step fails -- including the folder fsync after
+    a rename, when the new file is already in place -- the steps already done are
+    undone in reverse, so an operation that raises has changed nothing visible and
+    a caller told "failed" can trust it. Each replaced file is first kept as a hard
+    link (which needs no data blocks, so undoing works on a full disk) or, where
+    links are unsupported, as bytes. ``done()`` drops the kept copies.
+    """
+
+    def __init__(self) -> None:
+        self._steps: list[Callable[[], object]] = []
+        self._kept: list[str] = []
+
+    def add(self, step: Callable[[], object]) -> None:
+        self._steps.append(step)
+
+    def write(self, path: str, data: bytes) -> None:
+        """atomic_write, undoable."""
+        kept = self._keep(path)
+        if kept is None:
+            self.add(lambda: os.unlink(path))
+        elif isinstance(kept, str):
+            self.add(lambda: os.replace(kept, path))
+        else:
+            self.add(lambda: atomic_write(path, kept))
+        atomic_write(path, data)
+
+    def move(self, source: str, target: str) -> None:
+        """os.replace, undoable (``target`` must not exist)."""
+        try:
+            os.replace(source, target)
+        except OSError as e:
+            raise _os_error("move", source, e) from e
+        self.add(lambda: os.replace(target, source))
+
+    def move_aside(self, path: str) -> None:
+        """Remove ``path`` so that it can still be put back until ``done()``."""
+        aside = _temp_name(os.path.dirname(path), ".old")
+        self.move(path, aside)
+        self._kept.append(aside)
+
+    def _keep(self, path: str) -> str | bytes | None:
+        import errno
+
+        link = _temp_name(os.path.dirname(path), ".old")
+        try:
+            os.link(path, link)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            unsupported = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
+                           errno.EXDEV, errno.ENOSYS)
+            if e.errno not in unsupported:
+                raise _os_error("write", path, e) from e
+            try:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            except FileNotFoundError:
+                return None
+            except OSError as e2:
+                raise _os_error("read", path, e2) from e2
+        self._kept.append(link)
+        return link
+
+    def undo(self) -> bool:
+        """Take back every step done, newest first; False when one could not be."""
+        complete = True
+        for step in reversed(self._steps):
+            try:
+                step()
+            except FileNotFoundError:
+                pass
+            except (OSError, StoreError):
+                complete = False
+        self.done()
+        return complete
+
+    def done(self) -> None:
+        for kept in self._kept:
+            _unlink_quietly(kept)
+        self._steps.clear()
+        self._kept.clear()
+
+    @contextmanager
+    def guard(self) -> Iterator[_Undo]:
+        """Undo on any exception; on success drop the kept copies."""
+        try:
+            yield self
+        except BaseException as e:
+            if not self.undo() and isinstance(e, RegmanError):
+                e.hint = "the change may be partly applied; run 'regman doctor --repair'"
+            raise
+        self.done()
 
 
 class FileStore(Store):
@@ -650,6 +753,24 @@ class FileStore(Store):
     def context_exists(self, context: str) -> bool:
         return os.path.exists(self.index_path(context))
 
+    def all_stats(self) -> dict[str, dict[str, Any]]:
+        # One open per context (no separate existence check): stats on 10,000
+        # contexts is bound by reading 10,000 small JSON files.
+        self.check_version()
+        try:
+            names = os.listdir(self.contexts_dir)
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            raise _os_error("list", self.contexts_dir, e) from e
+        stats = {}
+        for name in sorted(names):
+            if not name.startswith("."):
+                index = self.read_index(name)
+                if index is not None:
+                    stats[name] = index.stats()
+        return stats
+
     def read_index(self, context: str) -> ContextIndex | None:
         path = self.index_path(context)
         try:
@@ -735,7 +856,7 @@ class FileStore(Store):
         with self.locked(context):
             return self._create_locked(context)
 
-    def _create_locked(self, context: str) -> bool:
+    def _create_locked(self, context: str, undo: _Undo | None = None) -> bool:
         if self.context_exists(context):
             return False
         clash = find_case_clash(context, self.list_contexts())
@@ -745,13 +866,16 @@ class FileStore(Store):
                 hint=f"use '{clash}'",
             )
         folder = self.context_dir(context)
-        try:
-            os.makedirs(os.path.join(folder, "specs"), exist_ok=True)
-        except OSError as e:
-            raise _os_error("create", folder, e) from e
-        fsync_dir(self.contexts_dir)
-        stamp = now_iso()
-        atomic_write(self.index_path(context), ContextIndex(context, stamp, stamp).to_json())
+        with _Undo().guard() if undo is None else contextlib.nullcontext(undo) as undo:
+            if not os.path.lexists(folder):
+                undo.add(lambda: _remove_tree(folder))
+            try:
+                os.makedirs(os.path.join(folder, "specs"), exist_ok=True)
+            except OSError as e:
+                raise _os_error("create", folder, e) from e
+            fsync_dir(self.contexts_dir)
+            stamp = now_iso()
+            undo.write(self.index_path(context), ContextIndex(context, stamp, stamp).to_json())
         return True
 
     def put_spec(
@@ -759,14 +883,14 @@ class FileStore(Store):
     ) -> str:
         _validate(context, step)
         text = spec.to_yaml()
-        with self.locked(context):
-            self._create_locked(context)
+        with self.locked(context), _Undo().guard() as undo:
+            self._create_locked(context, undo)
             outcome = self._decide(context, step, text, replace)
             if outcome == "unchanged":
                 return outcome
             index = self._index_for_write(context)
             old = self._summary_of_stored(context, step) if outcome == "updated" else None
-            atomic_write(self.spec_path(context, step), text.encode())
+            undo.write(self.spec_path(context, step), text.encode())
             if outcome == "updated" and old is None:
                 index = self._rebuilt_index(context, index)  # the old spec was unreadable
             else:
@@ -774,33 +898,30 @@ class FileStore(Store):
                     index.apply(old, -1)
                 index.apply(StepSummary.of(spec))
             index.updated_at = now_iso()
-            atomic_write(self.index_path(context), index.to_json())
+            undo.write(self.index_path(context), index.to_json())
             return outcome
 
     def delete_spec(self, context: str, step: str, *, purge: bool = False) -> bool:
         _validate(context, step)
-        with self.locked(context):
+        with self.locked(context), _Undo().guard() as undo:
             path = self.spec_path(context, step)
             if not os.path.exists(path):
                 return False
             index = self._index_for_write(context)
             old = self._summary_of_stored(context, step)
-            try:
-                if purge:
-                    os.unlink(path)
-                else:
-                    entry = f"{time.time_ns()}{_SEP}{context}{_SEP}{step}.yaml"
-                    os.replace(path, os.path.join(self.trash_dir, entry))
-                    fsync_dir(self.trash_dir)
-            except OSError as e:
-                raise _os_error("remove", path, e) from e
+            if purge:
+                undo.move_aside(path)  # unlinked only once the index is written
+            else:
+                entry = f"{time.time_ns()}{_SEP}{context}{_SEP}{step}.yaml"
+                undo.move(path, os.path.join(self.trash_dir, entry))
+                fsync_dir(self.trash_dir)
             fsync_dir(os.path.dirname(path))
             if old is None:
                 index = self._rebuilt_index(context, index)
             else:
                 index.apply(old, -1)
             index.updated_at = now_iso()
-            atomic_write(self.index_path(context), index.to_json())
+            undo.write(self.index_path(context), index.to_json())
         self._expire_trash()
         return True
 
@@ -813,12 +934,10 @@ class FileStore(Store):
             if not self.context_exists(context):
                 return False
             target = os.path.join(self.trash_dir, f"{time.time_ns()}{_SEP}{context}")
-            try:
-                os.replace(folder, target)  # the commit point: atomic on one filesystem
-            except OSError as e:
-                raise _os_error("remove", folder, e) from e
-            fsync_dir(self.contexts_dir)
-            fsync_dir(self.trash_dir)
+            with _Undo().guard() as undo:
+                undo.move(folder, target)  # the commit point: atomic on one filesystem
+                fsync_dir(self.contexts_dir)
+                fsync_dir(self.trash_dir)
             if purge:
                 _remove_tree(target)
         self._expire_trash()

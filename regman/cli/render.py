@@ -138,53 +138,83 @@ def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    tty = stream.isatty()
-    width = None if tty else max(int(os.environ.get("COLUMNS", "0") or 0), 160)
-    return Console(
-        file=stream,
-        width=width,
-        highlight=False,
-        soft_wrap=False,
-        no_color=bool(os.environ.get("NO_COLOR")) or None,
-    )
-
-
 def print_table(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
-    title: str | None = None,
     footer: Sequence[Any] | None = None,
     justify: Sequence[str] | None = None,
-    styles: Sequence[str | None] | None = None,
 ) -> None:
-    """A rich table on stdout; user text is escaped, numbers right-aligned."""
+    """A table on stdout: rich on a terminal; the same box drawing, plain, on a pipe.
+
+    The plain path draws what rich would (its HEAVY_HEAD box) without importing rich,
+    which keeps ``regman contexts list | ...`` near the cost of a bare Typer program.
+    """
+    cells = [[_cell(v) for v in row] for row in rows]
+    foot = [_cell(v) if v != "" else "" for v in footer] if footer is not None else None
+    how = (
+        list(justify)
+        if justify
+        else [
+            "right"
+            if rows and isinstance(rows[0][i], int) and not isinstance(rows[0][i], bool)
+            else "left"
+            for i in range(len(columns))
+        ]
+    )
+    if sys.stdout.isatty():
+        _rich_table(columns, cells, foot, how)
+    else:
+        print_text(plain_table(columns, cells, foot, how))
+
+
+def plain_table(
+    columns: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    footer: Sequence[str] | None,
+    justify: Sequence[str],
+) -> str:
+    all_rows = [list(columns), *cells, *([list(footer)] if footer is not None else [])]
+    widths = [max(len(row[i]) for row in all_rows) for i in range(len(columns))]
+
+    def line(left: str, fill: str, mid: str, right: str) -> str:
+        return left + mid.join(fill * (w + 2) for w in widths) + right
+
+    def row(values: Sequence[str], edge: str, header: bool = False) -> str:
+        parts = []
+        for value, width, how in zip(values, widths, justify, strict=True):
+            text = value.ljust(width) if header or how == "left" else value.rjust(width)
+            parts.append(f" {text} ")
+        return edge + edge.join(parts) + edge
+
+    out = [line("┏", "━", "┳", "┓"), row(columns, "┃", header=True), line("┡", "━", "╇", "┩")]
+    out += [row(r, "│") for r in cells]
+    if footer is not None:
+        out += [line("├", "─", "┼", "┤"), row(footer, "│")]
+    out.append(line("└", "─", "┴", "┘"))
+    return "\n".join(out)
+
+
+def _rich_table(
+    columns: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    footer: Sequence[str] | None,
+    justify: Sequence[str],
+) -> None:
+    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(
-        title=escape(title) if title else None,
-        show_footer=footer is not None,
-        title_justify="left",
-        header_style="bold",
-    )
+    table = Table(show_footer=footer is not None, header_style="bold")
     for i, column in enumerate(columns):
-        how = (
-            justify[i] if justify else ("right" if rows and isinstance(rows[0][i], int) else "left")
-        )
         table.add_column(
             column,
-            justify=how,  # type: ignore[arg-type]
-            footer=escape(str(footer[i])) if footer else "",
+            justify=justify[i],  # type: ignore[arg-type]
+            footer=escape(footer[i]) if footer else "",
         )
-    for n, row in enumerate(rows):
-        style = styles[n] if styles else None
-        table.add_row(*(escape(_cell(v)) for v in row), style=style)
-    _console().print(table)
+    for row in cells:
+        table.add_row(*(escape(v) for v in row))
+    Console(highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None).print(table)
 
 
 def _cell(value: Any) -> str:
