@@ -723,8 +723,8 @@ class _DocumentReader:
         values = {**header, "dependencies": dependencies, "outputs": outputs, "metadata": metadata}
         try:
             return StepSpecification.model_validate(values)
-        except ValidationError as e:
-            err = e.errors()[0]
+        except (ValidationError, SpecError) as e:
+            err = _validation_detail(e)
             field = str(err["loc"][0]) if err["loc"] else "node_type"
             raise self.fail(
                 _message(err), header_paths.get(field, header_paths["node_type"])
@@ -787,8 +787,8 @@ class _DocumentReader:
                     )
             try:
                 built = model.model_validate(fields)
-            except ValidationError as e:
-                err = e.errors()[0]
+            except (ValidationError, SpecError) as e:
+                err = _validation_detail(e)
                 loc = err["loc"]
                 file_key = _file_key(item, str(loc[0]), keys) if loc else None
                 field_path = (*item_path, file_key, *loc[1:]) if file_key else item_path
@@ -809,6 +809,26 @@ class _DocumentReader:
                 raise self.fail(f"duplicate {kind} logical_name '{name}'", item_path)
             result[name] = built
         return result
+
+
+def _validation_detail(error: BaseException) -> Mapping[str, Any]:
+    """pydantic's own first error behind ``error``, for its location in the document.
+
+    ``_Model.__init__`` turns pydantic's error into a SpecError, and pydantic calls a
+    custom ``__init__`` from ``model_validate`` too, then wraps that SpecError in a
+    ValidationError of its own with no location: unwrap back to the original.
+    """
+    found: BaseException | None = error
+    while found is not None:
+        if isinstance(found, ValidationError):
+            err = found.errors()[0]
+            inner = (err.get("ctx") or {}).get("error")
+            if err["type"] != "value_error" or err["loc"] or not isinstance(inner, SpecError):
+                return err
+            found = inner
+        else:
+            found = found.__cause__ or found.__context__
+    raise error
 
 
 def _file_key(item: Mapping[str, Any], field: str, keys: Mapping[str, str]) -> str | None:
@@ -863,7 +883,7 @@ def coerce_specification(spec: Any, source: str = "<mapping>") -> StepSpecificat
         ):
             try:
                 return StepSpecification.model_validate(dict(spec))
-            except ValidationError:
+            except (ValidationError, SpecError):
                 pass
         return spec_from_document(spec, source=source)
     raise SpecError(
