@@ -100,7 +100,9 @@ class SpecificationRegistry:
 
     # -- reading -----------------------------------------------------------------------
     def get_specification(self, step_name: str) -> StepSpecification | None:
-        entry = self._specs().get(step_name)
+        # Hot path for pipeline code: the freshness check is inlined (one stat).
+        cache = self._cache if self._store.token(self._context) == self._token else self._specs()
+        entry = cache.get(step_name)
         return entry[1] if entry is not None else None
 
     def list_specifications(self) -> dict[str, StepSpecification]:

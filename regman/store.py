@@ -640,13 +640,17 @@ class FileStore(Store):
         )
         self.trash_days = DEFAULT_TRASH_DAYS if trash_days is None else trash_days
         self._checked_version = False
+        self._index_paths: dict[str, str] = {}
 
     # -- paths -------------------------------------------------------------------------
     def context_dir(self, context: str) -> str:
         return os.path.join(self.contexts_dir, context)
 
     def index_path(self, context: str) -> str:
-        return os.path.join(self.contexts_dir, context, INDEX)
+        path = self._index_paths.get(context)
+        if path is None:
+            path = self._index_paths[context] = os.path.join(self.contexts_dir, context, INDEX)
+        return path
 
     def spec_path(self, context: str, step: str) -> str:
         return os.path.join(self.contexts_dir, context, "specs", f"{step}.yaml")
@@ -786,8 +790,9 @@ class FileStore(Store):
             return self._rebuilt_index(context)
 
     def token(self, context: str) -> Hashable:
+        # The hot path of every registry read: one stat, no path building.
         try:
-            st = os.stat(self.index_path(context))
+            st = os.stat(self._index_paths.get(context) or self.index_path(context))
         except OSError:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
