@@ -23,6 +23,7 @@ LAYERS = {
     "scoring": {"errors", "spec"},
     "resolver": {"errors", "names", "spec", "registry", "scoring", "store"},
     "doctor": {"errors", "names", "spec", "store"},
+    "compare": {"registry"},
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from regman.cli.app import app
@@ -84,3 +86,51 @@ def create_context(context: str = typer.Argument(..., help="The context to creat
     """Create an empty context (nothing happens if it exists)."""
     created = open_manager().create_context(context)
     message(f"created context '{context}'" if created else f"context '{context}' already exists")
+
+
+@app.command()
+@guarded
+def diff(
+    left: str = typer.Argument(..., help="The first context (e.g. dev)."),
+    right: str = typer.Argument(..., help="The second context (e.g. production)."),
+    steps: list[str] = typer.Argument(None, metavar="[STEP]...", help="Only these steps."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Compare two contexts: steps only in one, and every field that differs.
+
+    Exits 0 when the contexts are identical, 1 when they differ.
+    """
+    from regman.compare import diff_contexts
+    from regman.errors import ContextNotFoundError
+
+    manager = open_manager()
+    registries = []
+    for name in (left, right):
+        registry = manager.get_registry(name, create_if_missing=False)
+        if registry is None:
+            raise ContextNotFoundError(name)
+        registries.append(registry)
+    result = diff_contexts(registries[0], registries[1], steps or None)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        rows: list[list[object]] = []
+        rows += [[step, f"only in {left}", "", ""] for step in result.only_left]
+        rows += [[step, f"only in {right}", "", ""] for step in result.only_right]
+        for step, changes in result.changed.items():
+            rows += [[step, c.path, _short(c.left), _short(c.right)] for c in changes]
+        if rows:
+            print_table(
+                ["step", "difference", left, right], rows, justify=["left", "left", "left", "left"]
+            )
+        message(
+            f"{len(result.same)} same, {len(result.changed)} changed, "
+            f"{len(result.only_left)} only in {left}, {len(result.only_right)} only in {right}"
+        )
+    if not result.identical:
+        raise typer.Exit(1)
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."

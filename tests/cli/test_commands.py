@@ -284,3 +284,19 @@ def test_markup_in_names_is_escaped(run: Run) -> None:
     run("register", "lib.dev", "step.v1", TRAINING_SPEC)
     assert "lib.dev" in run("contexts", "list").stdout
     assert "step.v1" in run("contexts", "show", "lib.dev").stdout
+
+
+def test_diff_contexts_command(run: Run) -> None:
+    register_examples(run)
+    run(
+        "import",
+        "production",
+        *map(str, sorted((EXAMPLES / "environments/production").glob("*.yaml"))),
+    )
+    result = run("diff", "dev", "production", code=1)
+    assert "spec.dependencies.hyperparameters_s3_uri.required" in result.stdout
+    data = json.loads(run("diff", "dev", "production", "--json", code=1).stdout)
+    assert data["only_right"] == ["hyperparameter_prep"]
+    assert data["same"] == ["preprocessing_training"]
+    run("diff", "dev", "dev")  # identical: exit 0
+    run("diff", "dev", "nowhere", code=1)
