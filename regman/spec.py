@@ -331,11 +331,25 @@ def _refuse_binary(loader: Any, node: Any) -> Any:
 _SpecLoader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
 
 
+class _SpecDumper(_BaseDumper):  # type: ignore[misc, valid-type]
+    """Block YAML; short lists of plain values inline (``[data, training]``), as in cursus."""
+
+
+def _represent_list(dumper: Any, data: list[Any]) -> Any:
+    inline = len(data) <= 8 and all(
+        isinstance(v, (str, int, float, bool)) and len(str(v)) <= 40 for v in data
+    )
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=inline)
+
+
+_SpecDumper.add_representer(list, _represent_list)
+
+
 def dump_yaml(document: Any) -> str:
     """Human-readable block YAML, keys in the order given."""
     return yaml.dump(  # type: ignore[no-any-return]
         document,
-        Dumper=_BaseDumper,
+        Dumper=_SpecDumper,
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,
