@@ -7,6 +7,7 @@ pipeline process sees what a command-line run did, at the cost of a stat.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,32 @@ class SpecificationRegistry:
                     found.append((step, name, output, score.total))
         found.sort(key=lambda item: (-item[3], item[0], item[1]))
         return found
+
+    def export(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> list[str]:
+        """Write every spec to ``directory`` as ``<step>.step.yaml``; returns the paths.
+
+        The files are in the native layout and re-register as they are (``regman import``).
+        Existing files are refused (ConflictError) unless ``overwrite``; then nothing is written.
+        """
+        from regman.errors import ConflictError, StoreError
+        from regman.store import atomic_write
+
+        folder = os.path.abspath(os.fspath(directory))
+        specs = self.list_specifications()
+        paths = {step: os.path.join(folder, f"{step}.step.yaml") for step in specs}
+        existing = [p for p in paths.values() if os.path.exists(p)]
+        if existing and not overwrite:
+            raise ConflictError(
+                f"{existing[0]} exists ({len(existing)} files would be overwritten)",
+                hint="use another folder or --force",
+            )
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create {folder}: {e.strerror or e}") from e
+        for step, spec in specs.items():
+            atomic_write(paths[step], spec.to_yaml().encode())
+        return list(paths.values())
 
     def stats(self) -> dict[str, Any]:
         index = self._store.read_index(self._context)

@@ -219,3 +219,20 @@ def import_specs(
         f"{prefix}{len(outcomes)} steps in context '{context}': "
         + ", ".join(f"{n} {k}" for k, n in counts.items())
     )
+
+
+@app.command()
+@guarded
+def export(
+    context: str = typer.Argument(..., help="The context to export."),
+    directory: str = typer.Argument(..., metavar="DIR", help="Folder to write into."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+) -> None:
+    """Write every spec of CONTEXT to DIR as <step>.step.yaml (re-import with 'regman import')."""
+    from regman.errors import ContextNotFoundError
+
+    registry = open_manager().get_registry(context, create_if_missing=False)
+    if registry is None:
+        raise ContextNotFoundError(context)
+    paths = registry.export(directory, overwrite=force)
+    message(f"exported {len(paths)} steps of context '{context}' to {directory}")

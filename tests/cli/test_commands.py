@@ -300,3 +300,16 @@ def test_diff_contexts_command(run: Run) -> None:
     assert data["same"] == ["preprocessing_training"]
     run("diff", "dev", "dev")  # identical: exit 0
     run("diff", "dev", "nowhere", code=1)
+
+
+def test_export_then_import_round_trips(run: Run, tmp_path: Path) -> None:
+    register_examples(run)
+    out = tmp_path / "exported"
+    run("export", "training_pipeline", str(out))
+    files = sorted(out.glob("*.step.yaml"))
+    assert len(files) == 9
+    run("export", "training_pipeline", str(out), code=1)  # refuses to overwrite
+    run("export", "training_pipeline", str(out), "--force")
+    run("import", "copy", *map(str, files))
+    run("diff", "training_pipeline", "copy")  # identical: exit 0
+    run("export", "nowhere", str(out), code=1)
