@@ -171,7 +171,7 @@ def integrate_with_pipeline_builder(
     """
 
     def decorate(builder: type[T]) -> type[T]:
-        original_init = builder.__init__
+        original_init: Any = builder.__init__
 
         @functools.wraps(original_init)
         def __init__(self: Any, base_config: Any = None, *args: Any, **kwargs: Any) -> None:
@@ -182,7 +182,7 @@ def integrate_with_pipeline_builder(
             else:
                 original_init(self, base_config, *args, **kwargs)
 
-        builder.__init__ = __init__  # type: ignore[misc]
+        setattr(builder, "__init__", __init__)  # noqa: B010 (mypy forbids assigning a method)
         return builder
 
     if cls is not None:
