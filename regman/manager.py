@@ -61,7 +61,13 @@ class RegistryManager:
         False, in which case a missing context gives None.
         """
         registry = self._registries.get(context_name)
-        if registry is not None and create_if_missing:
+        # Another process may have cleared the context since: one stat says so, and
+        # then it is created again, as for any missing context.
+        if (
+            registry is not None
+            and create_if_missing
+            and registry.store.context_exists(context_name)
+        ):
             return registry
         validate_name(context_name, "context")
         store = self.store
