@@ -481,8 +481,8 @@ def _check_nesting(text: str, source: str) -> None:
                     raise SpecError(
                         f"the document nests more than {MAX_NESTING} levels deep",
                         source=source,
-                        line=mark.line + 1,
-                        column=mark.column + 1,
+                        line=mark.line + 1 if mark else None,
+                        column=mark.column + 1 if mark else None,
                     )
                 if isinstance(event, yaml.CollectionStartEvent):
                     depth += 1
