@@ -60,14 +60,12 @@ class RegistryManager:
         Creates the context in the store when missing, unless ``create_if_missing`` is
         False, in which case a missing context gives None.
         """
+        if not isinstance(context_name, str):
+            validate_name(context_name, "context")  # raises InvalidNameError
         registry = self._registries.get(context_name)
         # Another process may have cleared the context since: one stat says so, and
         # then it is created again, as for any missing context.
-        if (
-            registry is not None
-            and create_if_missing
-            and registry.store.context_exists(context_name)
-        ):
+        if registry is not None and create_if_missing and registry.confirm_exists():
             return registry
         validate_name(context_name, "context")
         store = self.store

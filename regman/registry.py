@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from regman.spec import DependencySpec, OutputSpec, StepSpecification
 
 _UNLOADED = object()
+_HANDOFF_SECONDS = 0.001
 
 
 class SpecificationRegistry:
@@ -30,6 +32,7 @@ class SpecificationRegistry:
         self._store = open_store(store if store is not None else ":memory:")
         self._lock = threading.RLock()
         self._token: Hashable | object = _UNLOADED
+        self._handoff: tuple[Hashable, float] | None = None
         self._cache: dict[str, tuple[Hashable, StepSpecification]] = {}
 
     @property
@@ -47,7 +50,7 @@ class SpecificationRegistry:
 
     # -- freshness ---------------------------------------------------------------------
     def _specs(self) -> dict[str, tuple[Hashable, StepSpecification]]:
-        token = self._store.token(self._context)
+        token = self._current_token()
         if token == self._token:
             return self._cache
         with self._lock:
@@ -66,6 +69,27 @@ class SpecificationRegistry:
                         continue  # removed meanwhile, or damaged: 'regman doctor' reports it
             self._cache, self._token = fresh, token
             return fresh
+
+    def confirm_exists(self) -> bool:
+        """Whether the context is in the store now (one stat), for ``get_registry``.
+
+        The token read here is handed to the very next read if it comes within
+        ``_HANDOFF_SECONDS``, so ``get_registry(c).get_specification(s)`` costs one stat,
+        not two; any later read checks afresh.
+        """
+        token = self._store.token(self._context)
+        if token is None:
+            return False
+        self._handoff = (token, time.monotonic())
+        return True
+
+    def _current_token(self) -> Hashable:
+        handoff = self._handoff
+        if handoff is not None:
+            self._handoff = None
+            if time.monotonic() - handoff[1] < _HANDOFF_SECONDS:
+                return handoff[0]
+        return self._store.token(self._context)
 
     def refresh(self) -> None:
         """Drop the cache; the next read reloads from the store."""
@@ -102,7 +126,7 @@ class SpecificationRegistry:
     # -- reading -----------------------------------------------------------------------
     def get_specification(self, step_name: str) -> StepSpecification | None:
         # Hot path for pipeline code: the freshness check is inlined (one stat).
-        cache = self._cache if self._store.token(self._context) == self._token else self._specs()
+        cache = self._cache if self._current_token() == self._token else self._specs()
         entry = cache.get(step_name)
         return entry[1] if entry is not None else None
 

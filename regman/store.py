@@ -570,8 +570,14 @@ class _Undo:
         except FileNotFoundError:
             return None
         except OSError as e:
-            unsupported = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
-                           errno.EXDEV, errno.ENOSYS)
+            unsupported = (
+                errno.EPERM,
+                errno.ENOTSUP,
+                errno.EOPNOTSUPP,
+                errno.EMLINK,
+                errno.EXDEV,
+                errno.ENOSYS,
+            )
             if e.errno not in unsupported:
                 raise _os_error("write", path, e) from e
             try:
@@ -755,7 +761,11 @@ class FileStore(Store):
             )
 
     def context_exists(self, context: str) -> bool:
-        return os.path.exists(self.index_path(context))
+        try:
+            os.stat(self._index_paths.get(context) or self.index_path(context))
+        except (OSError, ValueError):
+            return False
+        return True
 
     def all_stats(self) -> dict[str, dict[str, Any]]:
         # One open per context (no separate existence check): stats on 10,000
