@@ -59,7 +59,7 @@ def _global_options(
 def _register_commands() -> None:
     # Importing a command module registers its commands on ``app``; each module
     # imports the library lazily inside its commands, so start-up stays cheap.
-    from regman.cli import contexts, resolve, specs, stats, trash  # noqa: F401
+    from regman.cli import contexts, doctor, resolve, specs, stats, trash  # noqa: F401
 
 
 def main() -> None:

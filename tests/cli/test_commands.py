@@ -313,3 +313,43 @@ def test_export_then_import_round_trips(run: Run, tmp_path: Path) -> None:
     run("import", "copy", *map(str, files))
     run("diff", "training_pipeline", "copy")  # identical: exit 0
     run("export", "nowhere", str(out), code=1)
+
+
+def test_doctor_healthy_damaged_repaired(run: Run, isolated_store: Path) -> None:
+    register_examples(run)
+    report = json.loads(run("doctor", "--json").stdout)
+    assert report["healthy"] is True and report["items"] == []
+    index = isolated_store / "contexts" / "dev" / "context.json"
+    index.write_text("{ damaged")
+    (isolated_store / "contexts" / "dev" / "specs" / ".tmp-123-4-5").write_text("half")
+    result = run("doctor", code=1)
+    assert "damaged" in result.stderr and "context.json" in result.stdout
+    run("doctor", "--repair")
+    assert json.loads(run("doctor", "--json").stdout)["healthy"] is True
+    assert json.loads(run("stats", "--json").stdout)["dev"]["step_count"] == 3
+
+
+def test_newer_store_format_is_refused(run: Run, isolated_store: Path) -> None:
+    run("register", "ctx", "training", TRAINING_SPEC)
+    (isolated_store / "regman-store.json").write_text('{"format_version": 99}')
+    before = snapshot(isolated_store)
+    for args in (["contexts", "list"], ["stats"], ["register", "ctx", "x", TRAINING_SPEC]):
+        result = run(*args, code=3)
+        assert "format version 99" in result.stderr.splitlines()[0]
+    assert snapshot(isolated_store) == before
+
+
+def test_lock_timeout_is_a_clear_error(
+    run: Run, isolated_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import filelock
+
+    run("register", "ctx", "training", TRAINING_SPEC)
+    monkeypatch.setenv("REGMAN_LOCK_TIMEOUT", "0.2")
+    holder = filelock.FileLock(
+        str(isolated_store / "locks" / "ctx.lock"), is_singleton=False, thread_local=False
+    )
+    with holder:
+        result = run("register", "ctx", "other", PREPROCESS_SPEC, code=3)
+    assert "context 'ctx' is locked" in result.stderr
+    run("register", "ctx", "other", PREPROCESS_SPEC)
