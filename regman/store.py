@@ -491,16 +491,19 @@ def fsync_dir(folder: str) -> None:
     """Make a rename in ``folder`` durable; filesystems that cannot do it are tolerated."""
     if os.name == "nt":
         return
+    import errno
+
+    unsupported = (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EISDIR)
     try:
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
+    except OSError as e:
+        if e.errno in unsupported:
+            return
+        raise _os_error("sync folder", folder, e) from e
     try:
         os.fsync(fd)
     except OSError as e:
-        import errno
-
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+        if e.errno not in unsupported:
             raise _os_error("sync folder", folder, e) from e
     finally:
         os.close(fd)
@@ -752,13 +755,8 @@ class FileStore(Store):
         except OSError as e:
             raise _os_error("list", self.contexts_dir, e) from e
         with entries:
-            return sorted(
-                e.name
-                for e in entries
-                if not e.name.startswith(".")
-                and e.is_dir()
-                and os.path.exists(os.path.join(e.path, INDEX))
-            )
+            # Context folders appear complete (built aside, renamed in): no per-folder stat.
+            return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
 
     def context_exists(self, context: str) -> bool:
         try:
@@ -881,16 +879,29 @@ class FileStore(Store):
                 hint=f"use '{clash}'",
             )
         folder = self.context_dir(context)
+        stamp = now_iso()
+        index = ContextIndex(context, stamp, stamp).to_json()
         with _Undo().guard() if undo is None else contextlib.nullcontext(undo) as undo:
-            if not os.path.lexists(folder):
-                undo.add(lambda: _remove_tree(folder))
+            if os.path.lexists(folder):
+                # A folder without an index (damage): give it one; its specs stay.
+                undo.write(self.index_path(context), index)
+                return True
+            # Built aside and renamed into place, so a context folder is always
+            # complete: listing contexts needs no per-folder check.
+            building = os.path.join(
+                self.contexts_dir, f"{TMP_PREFIX}{context}-{os.getpid()}-{time.monotonic_ns()}"
+            )
             try:
-                os.makedirs(os.path.join(folder, "specs"), exist_ok=True)
-            except OSError as e:
+                os.makedirs(os.path.join(building, "specs"))
+                atomic_write(os.path.join(building, INDEX), index)
+                os.rename(building, folder)
+            except (OSError, StoreError) as e:
+                _remove_tree(building)
+                if isinstance(e, StoreError):
+                    raise
                 raise _os_error("create", folder, e) from e
+            undo.add(lambda: _remove_tree(folder))
             fsync_dir(self.contexts_dir)
-            stamp = now_iso()
-            undo.write(self.index_path(context), ContextIndex(context, stamp, stamp).to_json())
         return True
 
     def put_spec(

@@ -109,7 +109,9 @@ def test_a_spec_removed_behind_the_stores_back_is_found(root: Path) -> None:
 
 def test_a_missing_index_hides_specs_and_is_rebuilt(root: Path) -> None:
     (root / "contexts" / "ctx" / "context.json").unlink()
-    assert RegistryManager(root).list_contexts() == ["empty"]
+    # Still listed (its folder and specs are there), but without an index it has no stats.
+    assert RegistryManager(root).list_contexts() == ["ctx", "empty"]
+    assert "ctx" not in RegistryManager(root).get_context_stats()
     report = check_store(FileStore(root), repair=True)
     assert problems(report) == [("error", "context.json", True)]
     manager = RegistryManager(root)
