@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from regman._version import __version__
 from regman.errors import (
     ConflictError,
     ContextNotFoundError,
@@ -94,15 +95,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            value = version("regman-steps")
-        except PackageNotFoundError:  # running from a source tree
-            value = "0+unknown"
-        globals()[name] = value
-        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'regman' has no attribute {name!r}")

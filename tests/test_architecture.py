@@ -14,6 +14,7 @@ import regman
 PACKAGE = Path(regman.__file__).parent
 
 LAYERS = {
+    "_version": set(),
     "errors": set(),
     "names": {"errors"},
     "spec": {"errors"},

@@ -27,7 +27,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from regman import __version__
+        from regman._version import __version__
 
         typer.echo(f"regman {__version__}")
         raise typer.Exit()
