@@ -36,6 +36,7 @@ from regman.scoring import (
     ACCEPTED_OUTPUT_TYPES,
     TYPE_ONLY_SCORE,
     WEIGHTS,
+    DependencyForm,
     Score,
     data_type_class,
     form_of_dependency,
@@ -313,10 +314,7 @@ class _Index:
         # per dependency id: signature id -> (unexplained, total without source)
         self._scores: list[dict[int, tuple[float, float]]] = []
         # per (dependency id, job preference): (pending, below) bounds, see _Candidates
-        self.bounds: dict[
-            tuple[int, tuple[str | None, bool]],
-            tuple[list[tuple[int, float, int]], list[tuple[float, int]]],
-        ] = {}
+        self.bounds: dict[tuple[int, tuple[str | None, bool]], _BoundTable] = {}
         ids: dict[tuple[Any, ...], int] = {}
         for step in sorted(specs):
             spec = specs[step]
@@ -414,117 +412,147 @@ _W_TYPE, _W_NAME = WEIGHTS["type"], WEIGHTS["name"]
 _W_DEP_KW, _W_OUT_KW = WEIGHTS["dependency_keywords"], WEIGHTS["output_keywords"]
 
 
-class _Candidates:
-    """One dependency's qualifying candidates, best first, computed lazily.
+# A pending entry: (tier, -bound, what, payload). ``what`` 0: a class of outputs sharing
+# ``payload`` evidence words, not yet bounded one by one; 1: the signature ``payload``.
+_Pending = tuple[int, float, int, int]
 
-    Outputs of declared compatible sources are scored at once (there are few). Outputs
-    that share an evidence word are first given a cheap upper bound from how many words
-    they share; their exact score is computed only when that bound could beat or tie the
-    best candidate found so far. Most dependencies have a strong candidate early, so most
-    of the many outputs that share a common word ("model", "evaluation") are never scored.
-    A heap holds the next member (by name) of every scored group of equal-ranked outputs.
+
+class _BoundTable:
+    """Upper bounds of scores for one dependency's evidence (shared by every dependency
+    with the same evidence, data type and job preference).
+
+    Outputs sharing evidence words are grouped by how many of the dependency's words they
+    share; a class gets one optimistic bound, and its members are bounded one by one (a
+    cheap computation, still one per output) only when that class bound could matter.
+    Popular words ("model", "evaluation") put hundreds of outputs in the one-word class,
+    which a dependency with a strong candidate never opens.
     """
 
     __slots__ = (
-        "_below",
-        "_consumer",
+        "_by_compact",
+        "_by_keyword",
+        "_by_multi",
+        "_by_name",
+        "_classes",
+        "_compact_below",
         "_dep_form",
         "_dep_type",
-        "_groups",
-        "_heap",
+        "_expanded",
         "_index",
-        "_miss",
-        "_next",
-        "_pending",
-        "_preferred",
-        "_scores",
-        "_sources",
+        "_preference",
         "_threshold",
+        "below_classes",
+        "initial",
     )
 
-    def __init__(self, index: _Index, consumer: str, dep: DependencySpec, threshold: float) -> None:
-        self._index, self._consumer, self._threshold = index, consumer, threshold
-        self._dep_form = form_of_dependency(dep)
-        self._dep_type = dep.dependency_type
-        self._preferred = preferred = _preference(index, consumer, dep)
-        dep_id = index.dependency_id(dep)
-        self._scores = index.scores(dep_id)
-        self._groups: list[_Group] = []
-        self._heap: list[_Rank] = []
-        self._miss: _NearMiss | None = None
-        self._below: list[tuple[float, int]] = []  # (-bound, sid): cannot qualify
-        kinds = index.kinds(dep)
-        signatures = index.signatures
-
-        sources: set[str] = set()
-        for source in dep.compatible_sources:
-            sources.update(index.steps_by_source.get(source_key(source), ()))
-        sources.discard(consumer)
-        self._sources = sources
-        for provider in sorted(sources):
-            for item in index.outputs_by_step[provider]:
-                if signatures[item.signature].kind not in kinds:
-                    continue
-                total = score_total(self._score(item.signature)[0], True)
-                if total >= threshold:
-                    self._add((_tier(preferred, item.job), -total, [item], True))
-                elif self._miss is None or (-total, provider) < (
-                    -self._miss.total,
-                    self._miss.provider,
-                ):
-                    self._miss = _NearMiss(total, provider, item.output_name)
-
-        bounds = index.bounds.get((dep_id, preferred))
-        if bounds is None:
-            bounds = index.bounds[(dep_id, preferred)] = self._bounds(kinds)
-        self._pending, below = bounds
-        self._below.extend(below)
-        self._next = 0
-
-    def _bounds(
-        self, kinds: list[_Kind]
-    ) -> tuple[list[tuple[int, float, int]], list[tuple[float, int]]]:
-        """Upper bounds for every output sharing an evidence word: (tier, -bound, signature)
-        sorted for those that may qualify, (-bound, signature) for those that cannot.
-
-        Each factor is at most the exact one (see scoring._components): a shared word can
-        only raise a similarity or a keyword count by one. Depends only on the dependency's
-        evidence and preferred job type, so it is shared by dependencies that agree on both.
-        """
-        index, threshold, preferred = self._index, self._threshold, self._preferred
-        dep_form, signatures = self._dep_form, index.signatures
-        below: list[tuple[float, int]] = []
-        # how many of the dependency's name words / one-word keywords each output shares
+    def __init__(
+        self,
+        index: _Index,
+        dep_form: DependencyForm,
+        dep_type: DependencyType,
+        kinds: list[_Kind],
+        preference: _Preference,
+        threshold: float,
+    ) -> None:
+        self._index, self._dep_form, self._dep_type = index, dep_form, dep_type
+        self._preference, self._threshold = preference, threshold
         name_words, keywords = dep_form.name.informative, dep_form.keywords
         compact = dep_form.name.compact
         by_name: Counter[int] = Counter()
         by_keyword: Counter[int] = Counter()
+        shared: Counter[int] = Counter()  # distinct dependency words shared, any role
         by_multi: set[int] = set()
         by_compact: set[int] = set()
-        candidates: set[int] = set()
+        everything: set[int] = set()
+        multi_words = frozenset(word for words in keywords.multi for word in words)
         for kind in kinds:
             postings = index.postings.get(kind)
             if not postings:
                 continue
             if threshold <= TYPE_ONLY_SCORE:  # even type-only candidates qualify
-                candidates.update(index.signatures_by_kind.get(kind, ()))
+                everything.update(index.signatures_by_kind.get(kind, ()))
             for word in name_words:
                 by_name.update(postings.get(word, ()))
             for word in keywords.single:
                 by_keyword.update(postings.get(word, ()))
-            for words in keywords.multi:
-                for word in words:
-                    by_multi.update(postings.get(word, ()))
+            for word in multi_words:
+                by_multi.update(postings.get(word, ()))
+            for word in dep_form.keys:
+                shared.update(postings.get(word, ()))
             if compact:
                 by_compact.update(postings.get(compact, ()))
-        candidates.update(by_name, by_keyword, by_multi, by_compact)
+        self._by_name, self._by_keyword = by_name, by_keyword
+        self._by_multi, self._by_compact = by_multi, by_compact
+        classes: dict[int, list[int]] = {}
+        for sid, count in shared.items():
+            if sid not in by_compact:
+                classes.setdefault(count, []).append(sid)
+        for sid in everything.difference(shared):
+            classes.setdefault(0, []).append(sid)
+        self._classes = classes
+        self._expanded: dict[int, tuple[list[_Pending], list[tuple[float, int]]]] = {}
+        qualifying, below = self._bound_each(sorted(by_compact))
+        initial: list[_Pending] = qualifying
+        self.below_classes: list[int] = []
+        for count in classes:
+            bound = self._class_bound(count)
+            if bound < threshold:
+                self.below_classes.append(count)
+            else:
+                initial.append((0, -bound, 0, count))
+        self._compact_below = below
+        initial.sort()
+        self.initial = initial
+
+    def _class_bound(self, count: int) -> float:
+        """The best any output sharing ``count`` words (none the whole name) could score."""
+        form = self._dep_form
+        names = min(count, len(form.name.informative))
+        remaining = 1.0 - _W_TYPE
+        if names:
+            similarity = 2 * names / (form.name.weight + names)
+            remaining *= 1.0 - _W_NAME * (similarity if similarity < 1.0 else 1.0)
+        keywords = form.keywords
+        if keywords.all and count:
+            found = min(count, len(keywords.single)) + len(keywords.multi)
+            found = found if found < len(keywords.all) else len(keywords.all)
+            if found:
+                remaining *= 1.0 - _W_DEP_KW * (0.5 + 0.5 * found / len(keywords.all))
+        if count:
+            remaining *= 1.0 - _W_OUT_KW
+        return 1.0 - remaining + _MARGIN
+
+    def expand(self, count: int) -> tuple[list[_Pending], list[tuple[float, int]]]:
+        """The class's members, bounded one by one (cached): those that may qualify as
+        pending entries, the others as (-bound, sid)."""
+        found = self._expanded.get(count)
+        if found is None:
+            found = self._expanded[count] = self._bound_each(self._classes[count])
+        return found
+
+    def below_members(self) -> list[tuple[float, int]]:
+        """(-bound, sid) of every output that cannot qualify, bounded one by one."""
+        below = list(self._compact_below)
+        for count in self.below_classes:
+            below.extend(self.expand(count)[1])
+        return below
+
+    def _bound_each(self, sids: Iterable[int]) -> tuple[list[_Pending], list[tuple[float, int]]]:
+        """Each factor is at most the exact one (see scoring._components): a shared word
+        can only raise a similarity or a keyword count by one."""
+        threshold, (wanted, own) = self._threshold, self._preference
+        dep_form, signatures = self._dep_form, self._index.signatures
+        by_name, by_keyword = self._by_name, self._by_keyword
+        by_multi, by_compact = self._by_multi, self._by_compact
         weight = dep_form.name.weight
+        keywords = dep_form.keywords
         n_keywords, n_multi = len(keywords.all), len(keywords.multi)
         multi_words = sum(len(words) for words in keywords.multi)
         exact_type, other_type = 1.0 - _W_TYPE, 1.0 - _W_TYPE / 2
         get_name, get_keyword = by_name.get, by_keyword.get
-        pending: list[tuple[int, float, int]] = []
-        for sid in candidates:
+        pending: list[_Pending] = []
+        below: list[tuple[float, int]] = []
+        for sid in sids:
             signature = signatures[sid]
             remaining = exact_type if signature.output_type == self._dep_type else other_type
             shared_name = get_name(sid, 0)
@@ -556,11 +584,84 @@ class _Candidates:
             if bound < threshold:
                 below.append((-bound, sid))
             else:
-                buckets = signature.buckets
-                tier = min(_tier(preferred, job) for job in buckets)
-                pending.append((tier, -bound, sid))
-        pending.sort()
+                jobs = signature.buckets  # the best tier among its providers (see _tier)
+                if wanted is None or wanted in jobs:
+                    tier = 0
+                elif own:
+                    tier = 1 if None in jobs else 2
+                else:
+                    tier = 0 if None in jobs else 1
+                pending.append((tier, -bound, 1, sid))
         return pending, below
+
+
+class _Candidates:
+    """One dependency's qualifying candidates, best first, computed lazily.
+
+    Outputs of declared compatible sources are scored at once (there are few). Other
+    outputs sharing evidence words wait in a heap under upper bounds (see _BoundTable);
+    one is scored exactly only when its bound could beat or tie the best candidate found
+    so far. Scored outputs with equal rank form groups; a heap holds each group's next
+    member by name.
+    """
+
+    __slots__ = (
+        "_below",
+        "_consumer",
+        "_dep_form",
+        "_dep_type",
+        "_groups",
+        "_heap",
+        "_index",
+        "_kinds",
+        "_miss",
+        "_pending",
+        "_preferred",
+        "_scores",
+        "_sources",
+        "_table",
+        "_threshold",
+    )
+
+    def __init__(self, index: _Index, consumer: str, dep: DependencySpec, threshold: float) -> None:
+        self._index, self._consumer, self._threshold = index, consumer, threshold
+        self._dep_form = form_of_dependency(dep)
+        self._dep_type = dep.dependency_type
+        self._preferred = preferred = _preference(index, consumer, dep)
+        dep_id = index.dependency_id(dep)
+        self._scores = index.scores(dep_id)
+        self._groups: list[_Group] = []
+        self._heap: list[_Rank] = []
+        self._miss: _NearMiss | None = None
+        self._below: list[tuple[float, int]] = []  # (-total, sid) scored below the threshold
+        self._kinds = kinds = index.kinds(dep)
+        signatures = index.signatures
+
+        sources: set[str] = set()
+        for source in dep.compatible_sources:
+            sources.update(index.steps_by_source.get(source_key(source), ()))
+        sources.discard(consumer)
+        self._sources = sources
+        for provider in sorted(sources):
+            for item in index.outputs_by_step[provider]:
+                if signatures[item.signature].kind not in kinds:
+                    continue
+                total = score_total(self._score(item.signature)[0], True)
+                if total >= threshold:
+                    self._add((_tier(preferred, item.job), -total, [item], True))
+                elif self._miss is None or (-total, provider) < (
+                    -self._miss.total,
+                    self._miss.provider,
+                ):
+                    self._miss = _NearMiss(total, provider, item.output_name)
+
+        table = index.bounds.get((dep_id, preferred))
+        if table is None:
+            table = index.bounds[(dep_id, preferred)] = _BoundTable(
+                index, self._dep_form, self._dep_type, kinds, preferred, threshold
+            )
+        self._table = table
+        self._pending = list(table.initial)  # sorted, hence already a heap
 
     def _score(self, sid: int) -> tuple[float, float]:
         """(unexplained, total without source) for a signature, cached per dependency."""
@@ -588,13 +689,21 @@ class _Candidates:
             return
 
     def _settle(self) -> None:
-        """Score pending outputs until none could beat or tie the heap's head."""
+        """Open classes and score outputs until no pending bound could beat or tie the
+        heap's head."""
         pending, heap = self._pending, self._heap
-        while self._next < len(pending):
-            tier, negative_bound, sid = pending[self._next]
-            if heap and (tier, negative_bound) > heap[0][:2]:
+        while pending:
+            entry = pending[0]
+            if heap and entry[:2] > heap[0][:2]:
                 return
-            self._next += 1
+            heapq.heappop(pending)
+            if entry[2] == 0:
+                qualifying, below = self._table.expand(entry[3])
+                self._below.extend(below)
+                for item in qualifying:
+                    heapq.heappush(pending, item)
+                continue
+            sid = entry[3]
             total = self._score(sid)[1]
             if total < self._threshold:
                 self._below.append((-total, sid))
@@ -616,10 +725,35 @@ class _Candidates:
     def item(self, rank: _Rank) -> _Provided:
         return self._groups[rank[4]][2][rank[5]]
 
+    def best_upstream(
+        self, level: tuple[int, float], upstream: set[str]
+    ) -> tuple[int, float, str, str, _Provided] | None:
+        """The first (by name) output of an ``upstream`` step ranked at ``level``, if any.
+
+        Breaks a tie without popping every tied candidate: upstream steps are few, ties
+        across many pipelines can be large.
+        """
+        index, kinds, sources = self._index, self._kinds, self._sources
+        best = None
+        for provider in upstream:
+            if provider == self._consumer:
+                continue
+            for item in index.outputs_by_step[provider]:
+                if index.signatures[item.signature].kind not in kinds:
+                    continue
+                total = score_total(self._score(item.signature)[0], provider in sources)
+                if (_tier(self._preferred, item.job), -total) != level:
+                    continue
+                found = (level[0], level[1], provider, item.output_name, item)
+                if best is None or found[2:4] < best[2:4]:
+                    best = found
+        return best
+
     def near_miss(self) -> _NearMiss | None:
         """The best candidate below the threshold (for an unresolved dependency's reason)."""
         miss = self._miss
-        below = sorted(self._below)  # bounds and exact totals, best first
+        # exact totals and bounds, best first; classes never opened are bounded now
+        below = sorted([*self._below, *self._table.below_members()])
         for negative, sid in below:
             if miss is not None and -negative < miss.total:
                 break
@@ -877,49 +1011,47 @@ class DependencyResolver:
             _, consumer, dep_name, position = heapq.heappop(heap)
             key = (consumer, dep_name)
             stream = streams[position]
-            tied = [stream.pop()]
-            while (after := stream.head) is not None and after[:2] == tied[0][:2]:
-                tied.append(stream.pop())
-            upstream: set[str] = set()
-            if len(tied) > 1:  # a provider the consumer already draws from goes first
-                upstream = _reachable(providers_of, consumer)
-                tied.sort(key=lambda r: (r[2] not in upstream, r[2], r[3]))
-            chosen: _Rank | None = None
-            for rank in tied:
-                cycle = _path(consumers_of, consumer, rank[2])
+            head = stream.pop()
+            level = (head[0], head[1])
+            after = stream.head
+            chosen: tuple[int, float, str, str, _Provided] | None = None
+            why_tie = "ties go to the first provider and output by name"
+            if after is not None and after[:2] == level and providers_of.get(consumer):
+                # a provider the consumer already draws from goes first (never a cycle)
+                chosen = stream.best_upstream(level, _reachable(providers_of, consumer))
+                if chosen is not None:
+                    why_tie = f"chose {chosen[2]}, already upstream of {consumer}"
+            candidate: _Rank | None = head
+            while chosen is None and candidate is not None:
+                cycle = _path(consumers_of, consumer, candidate[2])
                 if cycle is None:
-                    chosen = rank
+                    chosen = (*candidate[:4], stream.item(candidate))
                     break
                 route = " -> ".join([*cycle, consumer])
-                run.skipped.setdefault(key, {})[(rank[2], rank[3])] = (
-                    f"scores {-rank[1]:.2f} but would close the cycle {route}"
+                run.skipped.setdefault(key, {})[(candidate[2], candidate[3])] = (
+                    f"scores {-candidate[1]:.2f} but would close the cycle {route}"
                 )
+                after = stream.head
+                candidate = stream.pop() if after is not None and after[:2] == level else None
             if chosen is None:
-                if (after := stream.head) is not None:
+                if (after := stream.head) is not None:  # the next level, in its turn
                     heapq.heappush(heap, (after[1], consumer, dep_name, position))
                 continue
             provider = chosen[2]
-            run.chosen[key] = _Choice(
-                chosen[0], chosen[1], provider, chosen[3], stream.item(chosen)
-            )
+            run.chosen[key] = _Choice(*chosen)
             consumers_of.setdefault(provider, {})[consumer] = None
             providers_of.setdefault(consumer, {})[provider] = None
             notes = [
                 f"preferred {p}.{o} {why.removeprefix('scores ')}"
                 for (p, o), why in run.skipped.get(key, {}).items()
             ]
-            others = [
-                r for r in tied if r is not chosen and (r[2], r[3]) not in run.skipped.get(key, {})
-            ]
-            if others:
-                why = (
-                    f"chose {provider}, already upstream of {consumer}"
-                    if provider in upstream
-                    else "ties go to the first provider and output by name"
-                )
-                first = others[0]
-                more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-                notes.append(f"tied at {-chosen[1]:.2f} with {first[2]}.{first[3]}{more}; {why}")
+            rival = head if (head[2], head[3]) != (provider, chosen[3]) else stream.head
+            if (
+                rival is not None
+                and rival[:2] == level
+                and (rival[2], rival[3]) not in (run.skipped.get(key, {}))
+            ):
+                notes.append(f"tied at {-level[1]:.2f} with {rival[2]}.{rival[3]}; {why_tie}")
             if notes:
                 run.notes[key] = notes
         for position, key in enumerate(keys):

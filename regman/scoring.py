@@ -245,8 +245,13 @@ def step_job_type(step_name: str, spec: StepSpecification) -> str | None:
 
 def requested_job_type(dependency: DependencySpec) -> str | None:
     """The one job type a dependency's name or keywords ask for (``training_data``), if any."""
-    words: set[str] = set(name_form(dependency.logical_name).tokens)
-    for keyword in dependency.semantic_keywords:
+    return _requested_job_type(dependency.logical_name, tuple(dependency.semantic_keywords))
+
+
+@lru_cache(maxsize=1 << 14)
+def _requested_job_type(logical_name: str, keywords: tuple[str, ...]) -> str | None:
+    words: set[str] = set(name_form(logical_name).tokens)
+    for keyword in keywords:
         words.update(name_form(keyword).tokens)
     asked = words & JOB_TYPES
     return next(iter(asked)) if len(asked) == 1 else None

@@ -779,3 +779,45 @@ def test_a_lone_dependency_gets_the_best_output_by_exhaustive_scoring(
     else:
         (edge,) = report.edges
         assert (edge.provider, edge.output, edge.score.total) == (best[2], best[3], -best[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    providers=contexts(),
+    wanted=st.sampled_from(NAMES),
+    kind=st.sampled_from(KINDS),
+    keywords=st.lists(st.sampled_from([*KEYWORDS, "model input", "processed data"]), max_size=3),
+)
+def test_bounds_never_underestimate_a_score(
+    providers: dict[str, StepSpecification], wanted: str, kind: str, keywords: list[str]
+) -> None:
+    """The index skips outputs by upper bounds; a bound below the exact score would
+    silently drop a candidate, so check the invariant directly, for both bound levels."""
+    from regman.resolver import _BoundTable, _Index
+    from regman.scoring import form_of_dependency
+
+    the_dep = dep(wanted, kind, keywords=keywords)
+    index = _Index(providers)
+    kinds = index.kinds(the_dep)
+    table = _BoundTable(
+        index, form_of_dependency(the_dep), the_dep.dependency_type, kinds, (None, False), 0.0
+    )
+    bounded: dict[int, float] = {}
+    for count, sids in table._classes.items():
+        pending, below = table._bound_each(sids)
+        assert not below  # threshold 0: everything may qualify
+        for entry in pending:
+            bounded[entry[3]] = -entry[1]
+            assert -entry[1] <= table._class_bound(count) + 1e-9
+    for entry in table.initial:
+        if entry[2] == 1:
+            bounded[entry[3]] = -entry[1]
+    for name, spec in providers.items():
+        for output in spec.outputs.values():
+            exact = score_candidate(the_dep, output, provider_step=name, provider_spec=spec)
+            if exact is None:
+                continue
+            sid = next(
+                item.signature for item in index.outputs_by_step[name] if item.output is output
+            )
+            assert exact.total <= bounded[sid], (output, exact)
