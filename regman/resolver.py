@@ -8,17 +8,21 @@ How a dependency is wired (the rules a pipeline author can rely on):
 2. Job types order the qualifying candidates before scores do. A step with a job type
    (``job_type`` or a ``_training``/``_calibration``/... name suffix) prefers providers
    of its own job type, then providers without one, and takes a provider of another job
-   type only when neither qualifies. A step without a job type applies the same order for
-   a dependency that asks for one job type in its name or keywords (``training_data``).
-3. Then the higher score wins; equal scores go to the first provider and output by name.
+   type only when neither qualifies. A step without a job type whose dependency asks for
+   one job type in its name or keywords (``training_data``) only puts providers of
+   another explicit job type last.
+3. Then the higher score wins. Equal scores go to a provider already upstream of the
+   consumer, else to the first provider and output by name.
 4. The wiring is acyclic: edges are committed strongest first, and a dependency whose
    best candidate would close a cycle takes its best one that does not (the report says
    so). Everything is ordered by names, so registration order never matters.
 
-Speed: outputs are grouped by their normalised evidence (type, names, keywords) and
-indexed by the words in it, so a dependency is scored only against outputs that share a
-word or come from a declared compatible source; anything else can only match on type
-and could not qualify. Each (dependency, output-group) score is computed once per run.
+Speed: outputs are grouped by their evidence (type, data type, names, keywords) and
+indexed by word and by whole name, so a dependency only ever looks at outputs that share
+a word with it or come from a declared compatible source (anything else matches on type
+alone and cannot qualify). Even those are scored exactly only when a cheap upper bound
+says they could beat the best candidate found so far; scores are cached per (dependency
+evidence, output group). A benchmark is in tests/benchmarks/bench_resolver.py.
 
 Pure: no I/O beyond reading the registry, no printing.
 """
@@ -306,7 +310,10 @@ class _Index:
         self.jobs = {step: step_job_type(step, spec) for step, spec in specs.items()}
         self.signatures: list[_Signature] = []
         self.outputs_by_step: dict[str, list[_Provided]] = {}
+        # kind -> word -> signatures whose names, aliases or keywords hold the word
         self.postings: dict[_Kind, dict[str, list[int]]] = {}
+        # kind -> normalised whole name -> signatures with that name or alias
+        self.compacts: dict[_Kind, dict[str, list[int]]] = {}
         self.signatures_by_kind: dict[_Kind, list[int]] = {}
         self.outputs_by_kind: dict[_Kind, int] = {}
         self.steps_by_source: dict[str, list[str]] = {}
@@ -337,8 +344,11 @@ class _Index:
                     self.signatures.append(signature)
                     self.signatures_by_kind.setdefault(signature.kind, []).append(sid)
                     words = self.postings.setdefault(signature.kind, {})
-                    for word in signature.form.keys:
+                    for word in signature.form.vocabulary:
                         words.setdefault(word, []).append(sid)
+                    compacts = self.compacts.setdefault(signature.kind, {})
+                    for compact in {n.compact for n in signature.form.names if n.compact}:
+                        compacts.setdefault(compact, []).append(sid)
                 signature = self.signatures[sid]
                 item = _Provided(step, name, output, self.jobs[step], sid)
                 signature.buckets.setdefault(item.job, []).append(item)
@@ -466,28 +476,28 @@ class _BoundTable:
         everything: set[int] = set()
         multi_words = frozenset(word for words in keywords.multi for word in words)
         for kind in kinds:
+            if compact:
+                by_compact.update(index.compacts.get(kind, {}).get(compact, ()))
+            if threshold <= TYPE_ONLY_SCORE:  # even type-only candidates qualify
+                everything.update(index.signatures_by_kind.get(kind, ()))
             postings = index.postings.get(kind)
             if not postings:
                 continue
-            if threshold <= TYPE_ONLY_SCORE:  # even type-only candidates qualify
-                everything.update(index.signatures_by_kind.get(kind, ()))
             for word in name_words:
                 by_name.update(postings.get(word, ()))
             for word in keywords.single:
                 by_keyword.update(postings.get(word, ()))
             for word in multi_words:
                 by_multi.update(postings.get(word, ()))
-            for word in dep_form.keys:
+            for word in dep_form.vocabulary:
                 shared.update(postings.get(word, ()))
-            if compact:
-                by_compact.update(postings.get(compact, ()))
         self._by_name, self._by_keyword = by_name, by_keyword
         self._by_multi, self._by_compact = by_multi, by_compact
         classes: dict[int, list[int]] = {}
         for sid, count in shared.items():
             if sid not in by_compact:
                 classes.setdefault(count, []).append(sid)
-        for sid in everything.difference(shared):
+        for sid in everything.difference(shared, by_compact):
             classes.setdefault(0, []).append(sid)
         self._classes = classes
         self._expanded: dict[int, tuple[list[_Pending], list[tuple[float, int]]]] = {}
