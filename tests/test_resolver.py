@@ -17,8 +17,13 @@ from regman import (
     RegistryManager,
     StepNotFoundError,
 )
-from regman.resolver import ResolutionReport
-from regman.scoring import score_candidate
+from regman.resolver import ResolutionReport, _BoundTable, _Index
+from regman.scoring import (
+    form_of_dependency,
+    requested_job_type,
+    score_candidate,
+    step_job_type,
+)
 from regman.spec import DependencySpec, OutputSpec, StepSpecification
 
 # -- building specs ----------------------------------------------------------------------
@@ -758,8 +763,6 @@ def test_a_lone_dependency_gets_the_best_output_by_exhaustive_scoring(
     consumer = "Consumer" + (f"_{consumer_job}" if consumer_job else "")
     the_dep = dep(wanted, kind, sources=sources, keywords=keywords)
     specs[consumer] = step("Consumer", deps=[the_dep])
-    from regman.scoring import requested_job_type, step_job_type
-
     asked = consumer_job or requested_job_type(the_dep)
     best = None
     for name, spec in specs.items():
@@ -793,9 +796,6 @@ def test_bounds_never_underestimate_a_score(
 ) -> None:
     """The index skips outputs by upper bounds; a bound below the exact score would
     silently drop a candidate, so check the invariant directly, for both bound levels."""
-    from regman.resolver import _BoundTable, _Index
-    from regman.scoring import form_of_dependency
-
     the_dep = dep(wanted, kind, keywords=keywords)
     index = _Index(providers)
     kinds = index.kinds(the_dep)

@@ -77,6 +77,8 @@ def resolve(
     report = DependencyResolver(registry, threshold=threshold).get_resolution_report(steps or None)
     if as_json:
         print_json(resolution_document(report))
+    elif not report.steps:
+        pass  # nothing to draw; said on stderr below
     elif output_format is Format.mermaid:
         print_text(mermaid(report))
     elif output_format is Format.dot:

@@ -193,3 +193,12 @@ def test_explain_unresolved_and_errors(pipeline: Run) -> None:
     assert bad.stderr.startswith("error: step 'training' has no dependency 'nope'")
     assert "hint: its dependencies: hyperparameters_s3_uri, input_path" in bad.stderr
     pipeline("explain", "nope", "training", "input_path", code=1)
+
+
+def test_empty_context(run: Run) -> None:
+    run("contexts", "create", "empty")
+    result = run("resolve", "empty")
+    assert result.stdout == ""
+    assert "context 'empty' has no steps" in result.stderr
+    document = json.loads(run("resolve", "empty", "--json").stdout)
+    assert document == {"context": "empty", "edges": [], "unresolved": [], "order": []}
