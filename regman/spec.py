@@ -112,7 +112,7 @@ def _keyed_by_logical_name(value: Any, kind: str) -> Any:
         keyed: dict[str, Any] = {}
         for item in value:
             name = (
-                item.logical_name
+                getattr(item, "logical_name", None)
                 if isinstance(item, BaseModel)
                 else (item.get("logical_name") if isinstance(item, Mapping) else None)
             )
@@ -274,7 +274,7 @@ _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _SpecLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _SpecLoader(_BaseLoader):  # type: ignore[misc]
     """Safe loader that rejects duplicate keys (PyYAML silently keeps the last).
 
     Only keys written in the mapping itself count: a key that overrides one brought
@@ -331,7 +331,7 @@ def _refuse_binary(loader: Any, node: Any) -> Any:
 _SpecLoader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
 
 
-class _SpecDumper(_BaseDumper):  # type: ignore[misc, valid-type]
+class _SpecDumper(_BaseDumper):  # type: ignore[misc]
     """Block YAML; short lists of plain values inline (``[data, training]``), as in cursus."""
 
 
@@ -347,7 +347,7 @@ _SpecDumper.add_representer(list, _represent_list)
 
 def dump_yaml(document: Any) -> str:
     """Human-readable block YAML, keys in the order given."""
-    return yaml.dump(  # type: ignore[no-any-return]
+    return yaml.dump(
         document,
         Dumper=_SpecDumper,
         sort_keys=False,
@@ -691,6 +691,7 @@ class _DocumentReader:
                 )
         header: dict[str, Any] = {}
         header_paths: dict[str, Path_] = {}
+        body_path: tuple[str, ...]
         section = document.get("spec")
         native = "spec" in document
         if native:

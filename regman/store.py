@@ -513,7 +513,7 @@ def _read_small_file(path: str) -> bytes:
     """Read a file of a few hundred bytes with raw calls (stats reads one per context)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
