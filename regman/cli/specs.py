@@ -10,6 +10,7 @@ import typer
 from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
+    confirm,
     error_line,
     guarded,
     message,
@@ -85,21 +86,25 @@ def show(
 def remove(
     context: str = typer.Argument(..., help="The context."),
     step: str = typer.Argument(..., help="The step to unregister."),
+    purge: bool = typer.Option(False, "--purge", help="Delete for good (skip the trash)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge."),
 ) -> None:
     """Unregister one step (it goes to the trash; see 'regman restore')."""
-    from regman.errors import ContextNotFoundError, StepNotFoundError
+    from regman.errors import ContextNotFoundError, RefusedError, StepNotFoundError
+    from regman.names import validate_name
 
+    validate_name(step, "step")
     manager = open_manager()
     if not manager.has_context(context):
         raise ContextNotFoundError(context)
-    registry = manager.get_registry(context)
-    assert registry is not None
-    if not registry.remove_specification(step):
+    if manager.store.spec_text(context, step) is None:
         raise StepNotFoundError(context, step)
-    message(
-        f"removed step '{step}' from context '{context}' "
-        f"(undo with 'regman restore {context} {step}')"
-    )
+    if purge and not confirm(f"permanently delete step '{step}' of '{context}'?", yes=yes):
+        raise RefusedError("not confirmed; nothing was removed")
+    if not manager.store.delete_spec(context, step, purge=purge):
+        raise StepNotFoundError(context, step)
+    tail = "" if purge else f" (undo with 'regman restore {context} {step}')"
+    message(f"removed step '{step}' from context '{context}'{tail}")
 
 
 @app.command()

@@ -353,3 +353,12 @@ def test_lock_timeout_is_a_clear_error(
         result = run("register", "ctx", "other", PREPROCESS_SPEC, code=3)
     assert "context 'ctx' is locked" in result.stderr
     run("register", "ctx", "other", PREPROCESS_SPEC)
+
+
+def test_remove_purge(run: Run) -> None:
+    run("register", "ctx", "training", TRAINING_SPEC)
+    run("remove", "ctx", "training", "--purge", code=1)  # no terminal, no --yes
+    run("show", "ctx", "training")
+    run("remove", "ctx", "training", "--purge", "--yes")
+    run("show", "ctx", "training", code=1)
+    assert json.loads(run("trash", "list", "--json").stdout) == []
