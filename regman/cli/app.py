@@ -57,9 +57,12 @@ def _global_options(
 
 
 def _register_commands() -> None:
-    # Importing a command module registers its commands on ``app``; each module
-    # imports the library lazily inside its commands, so start-up stays cheap.
-    from regman.cli import contexts, doctor, resolve, specs, stats, trash  # noqa: F401
+    # Importing a command module registers its commands on ``app``, in this order in
+    # --help; each module imports the library lazily inside its commands.
+    from importlib import import_module
+
+    for name in ("specs", "stats", "contexts", "resolve", "trash", "doctor"):
+        import_module(f"regman.cli.{name}")
 
 
 def main() -> None:

@@ -176,7 +176,7 @@ def import_specs(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON on stdout."),
 ) -> None:
-    """Register many spec files at once (``data_loading.step.yaml`` -> step ``data_loading``).
+    """Register many spec files at once (data_loading.step.yaml becomes step data_loading).
 
     Every file is validated first: if any is invalid, all problems are reported and
     nothing is written.
