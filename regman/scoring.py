@@ -338,6 +338,15 @@ _W_TYPE, _W_NAME = WEIGHTS["type"], WEIGHTS["name"]
 _W_DEP_KW, _W_OUT_KW = WEIGHTS["dependency_keywords"], WEIGHTS["output_keywords"]
 
 
+def _keyword_evidence(keywords: Keywords, vocabulary: frozenset[str], weight: float) -> float:
+    """Share of one side's keywords found in the other side's words, as evidence."""
+    if not keywords.all:
+        return 0.0
+    found = len(keywords.single & vocabulary)
+    found += sum(1 for words in keywords.multi if words <= vocabulary)
+    return weight * (0.5 + 0.5 * found / len(keywords.all)) if found else 0.0
+
+
 def _components(
     dependency: DependencyForm, output: OutputForm, exact_type: bool
 ) -> tuple[float, float, float, float, int]:
@@ -356,25 +365,8 @@ def _components(
             similarity *= ALIAS_FACTOR
         if similarity > best:
             best, best_index = similarity, index
-    dependency_keywords = output_keywords = 0.0
-    keywords = dependency.keywords
-    if keywords.all:
-        vocabulary = output.vocabulary
-        found = len(keywords.single & vocabulary)
-        for words in keywords.multi:
-            if words <= vocabulary:
-                found += 1
-        if found:
-            dependency_keywords = _W_DEP_KW * (0.5 + 0.5 * found / len(keywords.all))
-    keywords = output.keywords
-    if keywords.all:
-        vocabulary = dependency.vocabulary
-        found = len(keywords.single & vocabulary)
-        for words in keywords.multi:
-            if words <= vocabulary:
-                found += 1
-        if found:
-            output_keywords = _W_OUT_KW * (0.5 + 0.5 * found / len(keywords.all))
+    dependency_keywords = _keyword_evidence(dependency.keywords, output.vocabulary, _W_DEP_KW)
+    output_keywords = _keyword_evidence(output.keywords, dependency.vocabulary, _W_OUT_KW)
     return (
         _W_TYPE if exact_type else _W_TYPE * COMPATIBLE_TYPE_FACTOR,
         _W_NAME * best,

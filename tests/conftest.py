@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +64,20 @@ def make_spec(
             for n, t in outs.items()
         ],
     )
+
+
+def snapshot(root: Path, *, include_locks: bool = False) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for folders): to prove nothing changed.
+
+    Lock files are left out unless asked for: taking a lock is not a change of state.
+    """
+    tree: dict[str, bytes | None] = {}
+    for folder, dirs, files in os.walk(root):
+        rel = os.path.relpath(folder, root)
+        if not include_locks and rel.split(os.sep)[0] == "locks":
+            continue
+        for d in dirs:
+            tree[os.path.join(rel, d)] = None
+        for f in files:
+            tree[os.path.join(rel, f)] = Path(folder, f).read_bytes()
+    return tree

@@ -13,20 +13,7 @@ from regman import RegistryManager
 from regman.doctor import DoctorReport, check_store
 from regman.errors import StoreVersionError
 from regman.store import FileStore
-from tests.conftest import make_spec
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    tree: dict[str, bytes | None] = {}
-    for folder, dirs, files in os.walk(root):
-        rel = os.path.relpath(folder, root)
-        if rel.split(os.sep)[0] == "locks":
-            continue
-        for d in dirs:
-            tree[os.path.join(rel, d)] = None
-        for f in files:
-            tree[os.path.join(rel, f)] = Path(folder, f).read_bytes()
-    return tree
+from tests.conftest import make_spec, snapshot
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ folder must be byte-for-byte what it was before the call.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from regman import RegistryManager
 from regman.errors import InvalidNameError, RegmanError
 from regman.names import MAX_NAME_LENGTH, validate_name
-from tests.conftest import make_spec
+from tests.conftest import make_spec, snapshot
 
 HOSTILE: list[Any] = [
     # walking out of the store
@@ -134,18 +133,6 @@ VALID = [
 ]
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under root with its content (None for folders)."""
-    tree: dict[str, bytes | None] = {}
-    for folder, dirs, files in os.walk(root):
-        for d in dirs:
-            tree[os.path.relpath(os.path.join(folder, d), root)] = None
-        for f in files:
-            path = os.path.join(folder, f)
-            tree[os.path.relpath(path, root)] = Path(path).read_bytes()
-    return tree
-
-
 def test_there_are_enough_hostile_names() -> None:
     assert len(HOSTILE) >= 55
 
@@ -159,7 +146,7 @@ def test_validate_name_rejects(name: Any) -> None:
 
 @pytest.mark.parametrize("name", HOSTILE, ids=repr)
 def test_manager_rejects_hostile_context_and_creates_nothing(name: Any, tmp_path: Path) -> None:
-    before = snapshot(tmp_path)
+    before = snapshot(tmp_path, include_locks=True)
     manager = RegistryManager(tmp_path / "store")
     with pytest.raises(InvalidNameError):
         manager.get_registry(name)
@@ -169,7 +156,7 @@ def test_manager_rejects_hostile_context_and_creates_nothing(name: Any, tmp_path
         manager.create_context(name)
     with pytest.raises(InvalidNameError):
         manager.clear_context(name)
-    assert snapshot(tmp_path) == before
+    assert snapshot(tmp_path, include_locks=True) == before
     assert not (tmp_path / "store").exists()
 
 
@@ -179,25 +166,25 @@ def test_registry_rejects_hostile_step_and_writes_nothing(name: Any, tmp_path: P
     registry = manager.get_registry("ctx")
     assert registry is not None
     registry.register_specification("existing", make_spec())
-    before = snapshot(tmp_path)
+    before = snapshot(tmp_path, include_locks=True)
     with pytest.raises(InvalidNameError):
         registry.register_specification(name, make_spec())
     with pytest.raises(InvalidNameError):
         registry.remove_specification(name)
-    assert snapshot(tmp_path) == before
+    assert snapshot(tmp_path, include_locks=True) == before
     assert registry.list_step_names() == ["existing"]
 
 
 def test_a_context_differing_only_in_case_is_rejected(tmp_path: Path) -> None:
     manager = RegistryManager(tmp_path / "store")
     manager.get_registry("Training")
-    before = snapshot(tmp_path)
+    before = snapshot(tmp_path, include_locks=True)
     for other in ("training", "TRAINING", "tRaInInG"):
         with pytest.raises(InvalidNameError):
             manager.get_registry(other)
         with pytest.raises(InvalidNameError):
             manager.create_context(other)
-    assert snapshot(tmp_path) == before
+    assert snapshot(tmp_path, include_locks=True) == before
     # a second manager on the same folder (another process) sees the clash too
     with pytest.raises(InvalidNameError):
         RegistryManager(tmp_path / "store").get_registry("training")
@@ -208,11 +195,11 @@ def test_a_step_differing_only_in_case_is_rejected(tmp_path: Path) -> None:
     registry = RegistryManager(tmp_path / "store").get_registry("ctx")
     assert registry is not None
     registry.register_specification("Preprocess", make_spec())
-    before = snapshot(tmp_path)
+    before = snapshot(tmp_path, include_locks=True)
     for other in ("preprocess", "PREPROCESS"):
         with pytest.raises(InvalidNameError):
             registry.register_specification(other, make_spec("Other"))
-    assert snapshot(tmp_path) == before
+    assert snapshot(tmp_path, include_locks=True) == before
     assert registry.list_step_names() == ["Preprocess"]
 
 

@@ -30,7 +30,7 @@ import regman.store
 from regman import RegistryManager
 from regman.errors import StoreError
 from regman.store import TMP_PREFIX, FileStore
-from tests.conftest import make_spec
+from tests.conftest import make_spec, snapshot
 
 ERRNOS = [errno.ENOSPC, errno.EIO, errno.EACCES, errno.EROFS]
 REAL_OS = os
@@ -108,20 +108,6 @@ class FaultyOs:
         if self._ours(src) or self._ours(dst):
             self._plan.step("link", os.fspath(dst))
         REAL_OS.link(src, dst, **kwargs)
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Paths and bytes under root, lock files excepted (they are not state)."""
-    tree: dict[str, bytes | None] = {}
-    for folder, dirs, files in os.walk(root):
-        rel = os.path.relpath(folder, root)
-        if rel.split(os.sep)[0] == "locks":
-            continue
-        for d in dirs:
-            tree[os.path.join(rel, d)] = None
-        for f in files:
-            tree[os.path.join(rel, f)] = Path(folder, f).read_bytes()
-    return tree
 
 
 def temp_files(root: Path) -> list[str]:

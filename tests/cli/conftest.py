@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from regman.cli import app
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, snapshot
 
 TRAINING = EXAMPLES / "training_pipeline"
 
@@ -34,19 +33,6 @@ def run() -> Run:
     return Run()
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` with its content hash: to prove nothing changed."""
-    if not root.exists():
-        return {}
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        if p.is_file()
-        else "dir"
-        for p in sorted(root.rglob("*"))
-        if not p.name.endswith(".lock")
-    }
-
-
 @pytest.fixture
-def store_snapshot(isolated_store: Path) -> Callable[[], dict[str, str]]:
+def store_snapshot(isolated_store: Path) -> Callable[[], dict[str, bytes | None]]:
     return lambda: snapshot(isolated_store)

@@ -10,8 +10,8 @@ import pytest
 
 import regman
 from regman.cli import render
-from tests.cli.conftest import TRAINING, Run, snapshot
-from tests.conftest import EXAMPLES
+from tests.cli.conftest import TRAINING, Run
+from tests.conftest import EXAMPLES, snapshot
 
 TRAINING_SPEC = str(TRAINING / "training.step.yaml")
 PREPROCESS_SPEC = str(TRAINING / "preprocessing_training.step.yaml")
@@ -51,7 +51,7 @@ def test_register_created_updated_unchanged(run: Run, isolated_store: Path) -> N
 
 
 def test_register_no_replace_refuses(
-    run: Run, store_snapshot: Callable[[], dict[str, str]]
+    run: Run, store_snapshot: Callable[[], dict[str, bytes | None]]
 ) -> None:
     run("register", "ctx", "training", TRAINING_SPEC)
     before = store_snapshot()
