@@ -26,7 +26,15 @@ from typing import Any, Literal
 
 from regman.errors import LockTimeoutError, SpecError, StoreError, StoreVersionError
 from regman.names import validate_name
-from regman.store import FORMAT_VERSION, INDEX, MARKER, TMP_PREFIX, ContextIndex, FileStore
+from regman.store import (
+    CHANGING,
+    FORMAT_VERSION,
+    INDEX,
+    MARKER,
+    TMP_PREFIX,
+    ContextIndex,
+    FileStore,
+)
 
 Severity = Literal["error", "warning"]
 
@@ -185,6 +193,13 @@ def _check_context_locked(
             repaired = can_repair and _delete(temp)
             report.add("warning", temp, "a temporary file left by an interrupted write", repaired)
 
+    marker = os.path.join(folder, CHANGING)
+    if os.path.exists(marker):
+        repaired = can_repair and _delete(marker)
+        report.add(
+            "warning", marker, "a change was interrupted here (its index is checked)", repaired
+        )
+
     steps = store.step_names(name)
     bad_specs = 0
     for step in steps:
@@ -215,8 +230,6 @@ def _check_context_locked(
 
 def _rebuild_index(store: FileStore, name: str) -> bool:
     """Rewrite a context's index from its spec files; the caller holds the lock."""
-    from regman.store import atomic_write
-
     try:
         with open(store.index_path(name), "rb") as fh:
             previous: ContextIndex | None = ContextIndex.from_json(fh.read(), name)
@@ -225,7 +238,7 @@ def _rebuild_index(store: FileStore, name: str) -> bool:
     except Exception:
         previous = None
     try:
-        atomic_write(store.index_path(name), store._rebuilt_index(name, previous).to_json())
+        store._write_index(store._rebuilt_index(name, previous))
     except StoreError:
         return False
     return True
