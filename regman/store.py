@@ -707,7 +707,7 @@ class FileStore(Store):
     def index_path(self, context: str) -> str:
         path = self._index_paths.get(context)
         if path is None:
-            path = self._index_paths[context] = os.path.join(self.contexts_dir, context, INDEX)
+            path = self._index_paths[context] = os.sep.join((self.contexts_dir, context, INDEX))
         return path
 
     def spec_path(self, context: str, step: str) -> str:
