@@ -55,6 +55,7 @@ DEFAULT_TRASH_DAYS = 7.0
 MARKER = "regman-store.json"
 INDEX = "context.json"
 TMP_PREFIX = ".tmp-"
+STATS_CACHE = "stats-cache.json"  # derived; any reader may rebuild it
 CHANGING = ".changing"  # in a context folder while a change is half done
 _SEP = "@"  # cannot occur in a valid name, so trash entry names parse unambiguously
 
@@ -105,6 +106,21 @@ class StepSummary:
         )
 
 
+STAT_KEYS = (
+    "step_count",
+    "step_type_count",
+    "source_count",
+    "internal_count",
+    "sink_count",
+    "singular_count",
+    "dependency_count",
+    "required_dependency_count",
+    "output_count",
+    "created_at",
+    "updated_at",
+)
+
+
 @dataclass
 class ContextIndex:
     """Aggregate statistics of one context, updated by delta on every write.
@@ -143,7 +159,7 @@ class ContextIndex:
         }
 
     def stats(self) -> dict[str, Any]:
-        """The per-context statistics (the seed's keys first)."""
+        """The per-context statistics (the seed's keys first; the order of STAT_KEYS)."""
         nodes = self.node_types
         return {
             "step_count": self.step_count,
@@ -809,8 +825,11 @@ class FileStore(Store):
         return True
 
     def all_stats(self) -> dict[str, dict[str, Any]]:
-        # One open per context (no separate existence check): stats on 10,000
-        # contexts is bound by reading 10,000 small JSON files.
+        # Stats of 10,000 contexts would mean reading 10,000 JSON files. A cache of
+        # every context's stats, keyed by its index's token (inode, mtime, size; mtimes
+        # of one context's index only ever grow), turns that into one JSON read and
+        # one stat per context; only contexts whose index changed are read. Readers
+        # refresh the cache (best effort); writers never touch it.
         self.check_version()
         try:
             names = os.listdir(self.contexts_dir)
@@ -818,13 +837,44 @@ class FileStore(Store):
             return {}
         except OSError as e:
             raise _os_error("list", self.contexts_dir, e) from e
-        stats = {}
+        cached = self._read_stats_cache()
+        fresh: dict[str, list[Any]] = {}
+        stale = False
         for name in sorted(names):
-            if not name.startswith("."):
-                index = self.read_index(name)
-                if index is not None:
-                    stats[name] = index.stats()
-        return stats
+            if name.startswith("."):
+                continue
+            try:
+                st = os.stat(self.index_path(name))
+            except OSError:
+                continue  # a folder without an index: doctor reports it
+            token = [st.st_ino, st.st_mtime_ns, st.st_size]
+            entry = cached.get(name)
+            if entry is not None and entry[:3] == token:
+                fresh[name] = entry
+                continue
+            index = self.read_index(name)
+            if index is not None:
+                fresh[name] = [*token, *index.stats().values()]
+                stale = True
+        if stale or len(fresh) != len(cached):
+            self._write_stats_cache(fresh)
+        return {name: dict(zip(STAT_KEYS, entry[3:], strict=True)) for name, entry in fresh.items()}
+
+    def _read_stats_cache(self) -> dict[str, list[Any]]:
+        try:
+            doc = json.loads(_read_small_file(os.path.join(self.root, STATS_CACHE)))
+            if doc.get("keys") == list(STAT_KEYS) and isinstance(doc["contexts"], dict):
+                return doc["contexts"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return {}
+
+    def _write_stats_cache(self, entries: dict[str, list[Any]]) -> None:
+        if not os.path.isdir(self.root):
+            return
+        data = json.dumps({"keys": STAT_KEYS, "contexts": entries}, separators=(",", ":"))
+        with contextlib.suppress(StoreError):  # a read-only store still answers
+            atomic_write(os.path.join(self.root, STATS_CACHE), data.encode())
 
     def read_index(self, context: str) -> ContextIndex | None:
         path = self.index_path(context)
@@ -935,7 +985,7 @@ class FileStore(Store):
             )
             try:
                 os.makedirs(os.path.join(building, "specs"))
-                atomic_write(os.path.join(building, INDEX), index)
+                atomic_write(os.path.join(building, INDEX), index, mtime_ns=time.time_ns())
                 os.rename(building, folder)
             except (OSError, StoreError) as e:
                 _remove_tree(building)
