@@ -24,17 +24,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from regman.atomic import TMP_PREFIX, atomic_write
 from regman.errors import LockTimeoutError, SpecError, StoreError, StoreVersionError
+from regman.index import FORMAT_VERSION, ContextIndex
 from regman.names import validate_name
-from regman.store import (
-    CHANGING,
-    FORMAT_VERSION,
-    INDEX,
-    MARKER,
-    TMP_PREFIX,
-    ContextIndex,
-    FileStore,
-)
+from regman.store import CHANGING, INDEX, MARKER, FileStore
 
 Severity = Literal["error", "warning"]
 
@@ -141,8 +135,6 @@ def _newest_index_version(store: FileStore) -> None:
 
 
 def _write_marker(path: str) -> bool:
-    from regman.store import atomic_write
-
     try:
         atomic_write(path, (json.dumps({"format_version": FORMAT_VERSION}) + "\n").encode())
     except StoreError:

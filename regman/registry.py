@@ -170,8 +170,8 @@ class SpecificationRegistry:
         The files are in the native layout and re-register as they are (``regman import``).
         Existing files are refused (ConflictError) unless ``overwrite``; then nothing is written.
         """
+        from regman.atomic import atomic_write
         from regman.errors import ConflictError, StoreError
-        from regman.store import atomic_write
 
         folder = os.path.abspath(os.fspath(directory))
         specs = self.list_specifications()

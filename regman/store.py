@@ -1,4 +1,5 @@
-"""Where and how the bytes live: layout, atomic writes, locks, index, trash, format version.
+"""Where and how the bytes live: layout, trash, format version (atomic writes, the
+index and locks are in ``atomic``, ``index`` and ``locks``).
 
 Layout of a file store (everything human-readable)::
 
@@ -26,47 +27,54 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from regman.atomic import (
+    TMP_PREFIX,
+    Undo,
+    atomic_write,
+    fsync_dir,
+    os_error,
+    read_small_file,
+    remove_tree,
+    unlink_quietly,
+)
 from regman.errors import (
     ConflictError,
     ContextNotFoundError,
     InvalidNameError,
     LockTimeoutError,
     NotFoundError,
-    RegmanError,
     StepNotFoundError,
     StoreError,
     StoreVersionError,
 )
+from regman.index import (
+    FORMAT_VERSION,
+    STAT_KEYS,
+    ContextIndex,
+    DamagedIndexError,
+    StepSummary,
+    iso_utc,
+    now_iso,
+)
+from regman.locks import acquire_with_backoff, thread_lock_for
 from regman.names import find_case_clash, lock_key, validate_name
 
 if TYPE_CHECKING:
     from regman.spec import StepSpecification
 
-FORMAT_VERSION = 1
 MEMORY = ":memory:"
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_TRASH_DAYS = 7.0
 MARKER = "regman-store.json"
 INDEX = "context.json"
-TMP_PREFIX = ".tmp-"
 STATS_CACHE = "stats-cache.json"  # derived; any reader may rebuild it
 CHANGING = ".changing"  # in a context folder while a change is half done
 _SEP = "@"  # cannot occur in a valid name, so trash entry names parse unambiguously
-
-
-def iso_utc(seconds: float, *, milliseconds: bool = True) -> str:
-    """``2026-11-28T01:23:17.989Z`` (time.strftime: datetime costs start-up time)."""
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{text}.{int(seconds * 1000) % 1000:03d}Z" if milliseconds else f"{text}Z"
-
-
-def now_iso() -> str:
-    return iso_utc(time.time())
 
 
 def default_store_path() -> str:
@@ -88,122 +96,6 @@ def open_store(location: str | os.PathLike[str] | Store | None = None, **options
     if os.fspath(location) == MEMORY:
         return MemoryStore()
     return FileStore(os.fspath(location), **options)
-
-
-@dataclass(frozen=True)
-class StepSummary:
-    """What one spec contributes to its context's statistics."""
-
-    step_type: str
-    node_type: str
-    dependencies: int
-    required_dependencies: int
-    outputs: int
-
-    @classmethod
-    def of(cls, spec: StepSpecification) -> StepSummary:
-        return cls(
-            step_type=spec.step_type,
-            node_type=spec.node_type.value,
-            dependencies=len(spec.dependencies),
-            required_dependencies=sum(1 for d in spec.dependencies.values() if d.required),
-            outputs=len(spec.outputs),
-        )
-
-
-STAT_KEYS = (
-    "step_count",
-    "step_type_count",
-    "source_count",
-    "internal_count",
-    "sink_count",
-    "singular_count",
-    "dependency_count",
-    "required_dependency_count",
-    "output_count",
-    "created_at",
-    "updated_at",
-)
-
-
-@dataclass
-class ContextIndex:
-    """Aggregate statistics of one context, updated by delta on every write.
-
-    It holds counters, not a list of steps, so rewriting it costs the same whether
-    the context has ten steps or ten thousand: register stays O(1).
-    """
-
-    name: str
-    created_at: str
-    updated_at: str
-    step_count: int = 0
-    step_types: dict[str, int] = field(default_factory=dict)
-    node_types: dict[str, int] = field(default_factory=dict)
-    dependency_count: int = 0
-    required_dependency_count: int = 0
-    output_count: int = 0
-
-    def apply(self, summary: StepSummary, sign: int = 1) -> None:
-        """Add (sign=1) or subtract (sign=-1) one step's contribution."""
-        self.step_count += sign
-        for counter, key in (
-            (self.step_types, summary.step_type),
-            (self.node_types, summary.node_type),
-        ):
-            counter[key] = counter.get(key, 0) + sign
-            if counter[key] <= 0:
-                del counter[key]
-        self.dependency_count += sign * summary.dependencies
-        self.required_dependency_count += sign * summary.required_dependencies
-        self.output_count += sign * summary.outputs
-
-    def counters(self) -> dict[str, Any]:
-        return {
-            k: v for k, v in vars(self).items() if k not in ("name", "created_at", "updated_at")
-        }
-
-    def stats(self) -> dict[str, Any]:
-        """The per-context statistics (the seed's keys first; the order of STAT_KEYS)."""
-        nodes = self.node_types
-        return {
-            "step_count": self.step_count,
-            "step_type_count": len(self.step_types),
-            "source_count": nodes.get("source", 0),
-            "internal_count": nodes.get("internal", 0),
-            "sink_count": nodes.get("sink", 0),
-            "singular_count": nodes.get("singular", 0),
-            "dependency_count": self.dependency_count,
-            "required_dependency_count": self.required_dependency_count,
-            "output_count": self.output_count,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-    def to_json(self) -> bytes:
-        doc = {"format_version": FORMAT_VERSION, **vars(self)}
-        return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, where: str) -> ContextIndex:
-        try:
-            doc = json.loads(data)
-            version = doc.pop("format_version", 1)
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise StoreVersionError(
-                    f"{where} was written by a newer regman (format {version}, this one reads "
-                    f"{FORMAT_VERSION})",
-                    hint="upgrade regman",
-                )
-            return cls(**doc)
-        except StoreVersionError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise _DamagedIndex(where) from e
-
-
-class _DamagedIndex(Exception):
-    """An index file that does not parse; writers rebuild it from the spec files."""
 
 
 @dataclass
@@ -455,244 +347,6 @@ class MemoryStore(Store):
 # ---------------------------------------------------------------------------------------
 # On disk
 # ---------------------------------------------------------------------------------------
-_THREAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-def _thread_lock(root: str, key: str) -> threading.Lock:
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault((root, key), threading.Lock())
-
-
-def _os_error(action: str, path: str, e: OSError) -> StoreError:
-    reason = e.strerror or str(e)
-    return StoreError(f"cannot {action} {path}: {reason}", hint=_os_hint(e))
-
-
-def _os_hint(e: OSError) -> str | None:
-    import errno
-
-    return {
-        errno.ENOSPC: "free some disk space and try again",
-        errno.EDQUOT: "free some disk space and try again",
-        errno.EACCES: "check the permissions of the store folder",
-        errno.EPERM: "check the permissions of the store folder",
-        errno.EROFS: "the store is on a read-only filesystem; use --store or REGMAN_HOME",
-    }.get(e.errno or 0)
-
-
-def atomic_write(path: str, data: bytes, *, mtime_ns: int | None = None) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole.
-
-    ``mtime_ns`` stamps the new file (indexes get strictly increasing stamps, so a
-    reader's change token never repeats even if an inode number is reused).
-    """
-    folder = os.path.dirname(path)
-    tmp = _temp_name(folder)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError as e:
-        raise _os_error("write", path, e) from e
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if mtime_ns is not None:
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, path)
-    except OSError as e:
-        _unlink_quietly(tmp)
-        raise _os_error("write", path, e) from e
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    fsync_dir(folder)
-
-
-def fsync_dir(folder: str) -> None:
-    """Make a rename in ``folder`` durable; filesystems that cannot do it are tolerated."""
-    if os.name == "nt":
-        return
-    import errno
-
-    unsupported = (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EISDIR)
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError as e:
-        if e.errno in unsupported:
-            return
-        raise _os_error("sync folder", folder, e) from e
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in unsupported:
-            raise _os_error("sync folder", folder, e) from e
-    finally:
-        os.close(fd)
-
-
-def _read_small_file(path: str) -> bytes:
-    """Read a file of a few hundred bytes with raw calls (stats reads one per context)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks: list[bytes] = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _acquire_with_backoff(
-    lock: Any, deadline: float, timeout_error: Callable[[], StoreError]
-) -> None:
-    """Try the lock, sleeping 0.5 ms, 1 ms, ... up to 25 ms (with jitter) between tries.
-
-    A fixed short poll keeps a lone waiter quick but lets dozens of waiters burn
-    both cores on one context (seen: 64 writers at 100 ms per register); backing off
-    keeps the first retries fast and the crowd quiet.
-    """
-    import random
-
-    import filelock
-
-    delay = 0.0005
-    while True:
-        try:
-            lock.acquire(blocking=False)
-            return
-        except filelock.Timeout:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise timeout_error() from None
-            time.sleep(min(delay * (0.5 + random.random()), remaining))
-            delay = min(delay * 2, 0.025)
-        except OSError as e:
-            raise _os_error("lock", lock.lock_file, e) from e
-
-
-def _temp_name(folder: str, suffix: str = "") -> str:
-    return os.path.join(
-        folder, f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}{suffix}"
-    )
-
-
-class _Undo:
-    """The changes of one locked operation, and how to take each back.
-
-    A store operation changes several files (a spec, then the index; a context
-    folder, then its index). If any step fails -- including the folder fsync after
-    a rename, when the new file is already in place -- the steps already done are
-    undone in reverse, so an operation that raises has changed nothing visible and
-    a caller told "failed" can trust it. Each replaced file is first kept as a hard
-    link (which needs no data blocks, so undoing works on a full disk) or, where
-    links are unsupported, as bytes. ``done()`` drops the kept copies.
-    """
-
-    def __init__(self) -> None:
-        self._steps: list[Callable[[], object]] = []
-        self._kept: list[str] = []
-
-    def add(self, step: Callable[[], object]) -> None:
-        self._steps.append(step)
-
-    def write(self, path: str, data: bytes, *, mtime_ns: int | None = None) -> None:
-        """atomic_write, undoable."""
-        kept = self._keep(path)
-        if kept is None:
-            self.add(lambda: os.unlink(path))
-        elif isinstance(kept, str):
-            self.add(lambda: os.replace(kept, path))
-        else:
-            self.add(lambda: atomic_write(path, kept))
-        atomic_write(path, data, mtime_ns=mtime_ns)
-
-    def move(self, source: str, target: str) -> None:
-        """os.replace, undoable (``target`` must not exist)."""
-        try:
-            os.replace(source, target)
-        except OSError as e:
-            raise _os_error("move", source, e) from e
-        self.add(lambda: os.replace(target, source))
-
-    def move_aside(self, path: str) -> None:
-        """Remove ``path`` so that it can still be put back until ``done()``."""
-        aside = _temp_name(os.path.dirname(path), ".old")
-        self.move(path, aside)
-        self._kept.append(aside)
-
-    def _keep(self, path: str) -> str | bytes | None:
-        import errno
-
-        link = _temp_name(os.path.dirname(path), ".old")
-        try:
-            os.link(path, link)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            unsupported = (
-                errno.EPERM,
-                errno.ENOTSUP,
-                errno.EOPNOTSUPP,
-                errno.EMLINK,
-                errno.EXDEV,
-                errno.ENOSYS,
-            )
-            if e.errno not in unsupported:
-                raise _os_error("write", path, e) from e
-            try:
-                with open(path, "rb") as fh:
-                    return fh.read()
-            except FileNotFoundError:
-                return None
-            except OSError as e2:
-                raise _os_error("read", path, e2) from e2
-        self._kept.append(link)
-        return link
-
-    def undo(self) -> bool:
-        """Take back every step done, newest first; False when one could not be."""
-        complete = True
-        for step in reversed(self._steps):
-            try:
-                step()
-            except FileNotFoundError:
-                pass
-            except (OSError, StoreError):
-                complete = False
-        self.done()
-        return complete
-
-    def done(self) -> None:
-        for kept in self._kept:
-            _unlink_quietly(kept)
-        self._steps.clear()
-        self._kept.clear()
-
-    @contextmanager
-    def guard(self) -> Iterator[_Undo]:
-        """Undo on any exception; on success drop the kept copies."""
-        try:
-            yield self
-        except BaseException as e:
-            if not self.undo() and isinstance(e, RegmanError):
-                e.hint = "the change may be partly applied; run 'regman doctor --repair'"
-            raise
-        self.done()
-
-
 class FileStore(Store):
     """The on-disk store; safe across threads and processes on a local filesystem."""
 
@@ -745,7 +399,7 @@ class FileStore(Store):
             self._checked_version = True
             return
         except OSError as e:
-            raise _os_error("read", os.path.join(self.root, MARKER), e) from e
+            raise os_error("read", os.path.join(self.root, MARKER), e) from e
         try:
             version = json.loads(raw)["format_version"]
         except (ValueError, KeyError, TypeError):
@@ -770,7 +424,7 @@ class FileStore(Store):
             for folder in (self.root, self.contexts_dir, self.locks_dir, self.trash_dir):
                 os.makedirs(folder, exist_ok=True)
         except OSError as e:
-            raise _os_error("create the store at", self.root, e) from e
+            raise os_error("create the store at", self.root, e) from e
         if not os.path.exists(marker):
             atomic_write(marker, (json.dumps({"format_version": FORMAT_VERSION}) + "\n").encode())
 
@@ -780,7 +434,7 @@ class FileStore(Store):
         """Serialise writers of one context across threads and processes."""
         self._initialise()
         key = lock_key(context)
-        thread_lock = _thread_lock(self.root, key)
+        thread_lock = thread_lock_for(self.root, key)
         deadline = time.monotonic() + self.lock_timeout
         if not thread_lock.acquire(timeout=max(self.lock_timeout, 0)):
             raise self._timeout(context)
@@ -794,7 +448,7 @@ class FileStore(Store):
                 preserve_lock_file=True,  # unlinking a lock file races with its next user
                 fallback_to_soft=False,  # a soft lock would survive a killed holder
             )
-            _acquire_with_backoff(lock, deadline, lambda: self._timeout(context))
+            acquire_with_backoff(lock, deadline, lambda: self._timeout(context))
             try:
                 yield
             finally:
@@ -816,7 +470,7 @@ class FileStore(Store):
         except FileNotFoundError:
             return []
         except OSError as e:
-            raise _os_error("list", self.contexts_dir, e) from e
+            raise os_error("list", self.contexts_dir, e) from e
         with entries:
             # Context folders appear complete (built aside, renamed in): no per-folder stat.
             return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
@@ -840,7 +494,7 @@ class FileStore(Store):
         except FileNotFoundError:
             return {}
         except OSError as e:
-            raise _os_error("list", self.contexts_dir, e) from e
+            raise os_error("list", self.contexts_dir, e) from e
         cached = self._read_stats_cache()
         fresh: dict[str, list[Any]] = {}
         stale = False
@@ -866,7 +520,7 @@ class FileStore(Store):
 
     def _read_stats_cache(self) -> dict[str, list[Any]]:
         try:
-            doc = json.loads(_read_small_file(os.path.join(self.root, STATS_CACHE)))
+            doc = json.loads(read_small_file(os.path.join(self.root, STATS_CACHE)))
             if doc.get("keys") == list(STAT_KEYS) and isinstance(doc["contexts"], dict):
                 return doc["contexts"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -883,14 +537,14 @@ class FileStore(Store):
     def read_index(self, context: str) -> ContextIndex | None:
         path = self.index_path(context)
         try:
-            data = _read_small_file(path)
+            data = read_small_file(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise _os_error("read", path, e) from e
+            raise os_error("read", path, e) from e
         try:
             return ContextIndex.from_json(data, path)
-        except _DamagedIndex:
+        except DamagedIndexError:
             return self._rebuilt_index(context)
 
     def token(self, context: str) -> Hashable:
@@ -909,7 +563,7 @@ class FileStore(Store):
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as e:
-            raise _os_error("list", folder, e) from e
+            raise os_error("list", folder, e) from e
         return sorted(n[:-5] for n in names if n.endswith(".yaml") and not n.startswith("."))
 
     def _unsorted_step_names(self, context: str) -> list[str]:
@@ -927,7 +581,7 @@ class FileStore(Store):
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise _os_error("read", path, e) from e
+            raise os_error("read", path, e) from e
 
     def spec_signatures(self, context: str) -> dict[str, Hashable]:
         folder = os.path.join(self.contexts_dir, context, "specs")
@@ -936,7 +590,7 @@ class FileStore(Store):
         except (FileNotFoundError, NotADirectoryError):
             return {}
         except OSError as e:
-            raise _os_error("list", folder, e) from e
+            raise os_error("list", folder, e) from e
         signatures: dict[str, Hashable] = {}
         with entries:
             for entry in entries:
@@ -965,7 +619,7 @@ class FileStore(Store):
         with self.locked(context):
             return self._create_locked(context)
 
-    def _create_locked(self, context: str, undo: _Undo | None = None) -> bool:
+    def _create_locked(self, context: str, undo: Undo | None = None) -> bool:
         if self.context_exists(context):
             return False
         clash = find_case_clash(context, self.list_contexts())
@@ -977,7 +631,7 @@ class FileStore(Store):
         folder = self.context_dir(context)
         stamp = now_iso()
         index = ContextIndex(context, stamp, stamp).to_json()
-        with _Undo().guard() if undo is None else contextlib.nullcontext(undo) as undo:
+        with Undo().guard() if undo is None else contextlib.nullcontext(undo) as undo:
             if os.path.lexists(folder):
                 # A folder without an index (damage): give it one; its specs stay.
                 undo.write(self.index_path(context), index)
@@ -992,11 +646,11 @@ class FileStore(Store):
                 atomic_write(os.path.join(building, INDEX), index, mtime_ns=time.time_ns())
                 os.rename(building, folder)
             except (OSError, StoreError) as e:
-                _remove_tree(building)
+                remove_tree(building)
                 if isinstance(e, StoreError):
                     raise
-                raise _os_error("create", folder, e) from e
-            undo.add(lambda: _remove_tree(folder))
+                raise os_error("create", folder, e) from e
+            undo.add(lambda: remove_tree(folder))
             fsync_dir(self.contexts_dir)
         return True
 
@@ -1005,7 +659,7 @@ class FileStore(Store):
     ) -> str:
         _validate(context, step)
         text = spec.to_yaml()
-        with self.locked(context), _Undo().guard() as undo:
+        with self.locked(context), Undo().guard() as undo:
             self._create_locked(context, undo)
             outcome = self._decide(context, step, text, replace)
             if outcome == "unchanged":
@@ -1025,7 +679,7 @@ class FileStore(Store):
 
     def delete_spec(self, context: str, step: str, *, purge: bool = False) -> bool:
         _validate(context, step)
-        with self.locked(context), _Undo().guard() as undo:
+        with self.locked(context), Undo().guard() as undo:
             path = self.spec_path(context, step)
             if not os.path.exists(path):
                 return False
@@ -1056,12 +710,12 @@ class FileStore(Store):
             if not self.context_exists(context):
                 return False
             target = os.path.join(self.trash_dir, f"{time.time_ns()}{_SEP}{context}")
-            with _Undo().guard() as undo:
+            with Undo().guard() as undo:
                 undo.move(folder, target)  # the commit point: atomic on one filesystem
                 fsync_dir(self.contexts_dir)
                 fsync_dir(self.trash_dir)
             if purge:
-                _remove_tree(target)
+                remove_tree(target)
         self._expire_trash()
         return True
 
@@ -1074,7 +728,7 @@ class FileStore(Store):
         except (SpecError, NotFoundError):
             return None
 
-    def _write_index(self, index: ContextIndex, undo: _Undo | None = None) -> None:
+    def _write_index(self, index: ContextIndex, undo: Undo | None = None) -> None:
         """Replace a context's index (the last step of every change) and end the change.
 
         Its mtime is set strictly after the previous index's, so the (inode, mtime,
@@ -1091,9 +745,9 @@ class FileStore(Store):
             atomic_write(path, index.to_json(), mtime_ns=mtime)
         else:
             undo.write(path, index.to_json(), mtime_ns=mtime)
-        _unlink_quietly(os.path.join(self.context_dir(index.name), CHANGING))
+        unlink_quietly(os.path.join(self.context_dir(index.name), CHANGING))
 
-    def _begin_change(self, context: str, undo: _Undo | None = None) -> None:
+    def _begin_change(self, context: str, undo: Undo | None = None) -> None:
         """Mark the context as mid-change (spec written, index not yet).
 
         A writer killed between the two leaves the mark; the next writer of the
@@ -1107,9 +761,9 @@ class FileStore(Store):
         try:
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644))
         except OSError as e:
-            raise _os_error("write", marker, e) from e
+            raise os_error("write", marker, e) from e
         if undo is not None:  # a change that failed and was undone is not half done
-            undo.add(lambda: _unlink_quietly(marker))
+            undo.add(lambda: unlink_quietly(marker))
 
     def recover_context(self, context: str) -> None:
         """After an interrupted change (caller holds the lock): index rebuilt, leftovers gone."""
@@ -1120,7 +774,7 @@ class FileStore(Store):
                 continue
             for name in names:
                 if name.startswith(TMP_PREFIX):
-                    _unlink_quietly(os.path.join(folder, name))
+                    unlink_quietly(os.path.join(folder, name))
         self._write_index(self._rebuilt_index(context, self.read_index(context)))
 
     def _index_for_write(self, context: str) -> ContextIndex:
@@ -1154,7 +808,7 @@ class FileStore(Store):
         except FileNotFoundError:
             return []
         except OSError as e:
-            raise _os_error("list", self.trash_dir, e) from e
+            raise os_error("list", self.trash_dir, e) from e
         entries = []
         for name in names:
             entry = _parse_trash_name(name)
@@ -1180,11 +834,11 @@ class FileStore(Store):
                     )
                 folder = self.context_dir(context)
                 if index is not None:
-                    _remove_tree(folder)
+                    remove_tree(folder)
                 try:
                     os.replace(source, folder)
                 except OSError as e:
-                    raise _os_error("restore", folder, e) from e
+                    raise os_error("restore", folder, e) from e
                 fsync_dir(self.contexts_dir)
                 index = self._rebuilt_index(context, self.read_index(context))
             else:
@@ -1203,7 +857,7 @@ class FileStore(Store):
                 try:
                     os.replace(source, path)
                 except OSError as e:
-                    raise _os_error("restore", path, e) from e
+                    raise os_error("restore", path, e) from e
                 fsync_dir(os.path.dirname(path))
                 index.apply(summary)
             self._write_index(index)
@@ -1214,7 +868,7 @@ class FileStore(Store):
         removed = 0
         for entry in self.list_trash():
             if cutoff is None or entry.deleted_at < cutoff:
-                _remove_tree(os.path.join(self.trash_dir, entry.entry_id))
+                remove_tree(os.path.join(self.trash_dir, entry.entry_id))
                 removed += 1
         return removed
 
@@ -1238,12 +892,3 @@ def _parse_trash_name(name: str) -> TrashEntry | None:
             return None
         step = parts[2][:-5]
     return TrashEntry(name, parts[1], step, int(parts[0]) / 1e9)
-
-
-def _remove_tree(path: str) -> None:
-    import shutil
-
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        _unlink_quietly(path)

@@ -18,12 +18,15 @@ LAYERS = {
     "errors": set(),
     "names": {"errors"},
     "spec": {"errors"},
-    "store": {"errors", "names", "spec"},
-    "registry": {"errors", "names", "spec", "store", "scoring"},
+    "atomic": {"errors"},
+    "index": {"errors", "spec"},
+    "locks": {"errors", "atomic"},
+    "store": {"errors", "names", "spec", "atomic", "index", "locks"},
+    "registry": {"errors", "names", "spec", "store", "scoring", "atomic"},
     "manager": {"errors", "names", "spec", "store", "registry"},
     "scoring": {"errors", "spec"},
     "resolver": {"errors", "names", "spec", "registry", "scoring", "store"},
-    "doctor": {"errors", "names", "spec", "store"},
+    "doctor": {"errors", "names", "spec", "store", "atomic", "index"},
     "compare": {"registry"},
 }
 

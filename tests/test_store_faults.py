@@ -1,7 +1,7 @@
 """Faults at every step of a store write: a clear error, the old state intact, no temp files.
 
-``regman.store`` sees a proxy of ``os`` that fails one chosen call with ENOSPC, EIO,
-EACCES or EROFS. Only calls that touch the store are counted and failed: creating,
+``regman.store`` and ``regman.atomic`` see a proxy of ``os`` that fails one chosen call with
+ENOSPC, EIO, EACCES or EROFS. Only calls that touch the store are counted and failed: creating,
 writing and fsyncing a temporary file, linking a file aside, renaming
 (``os.replace``) and fsyncing a folder. A dry run of each operation lists its steps;
 then each step is failed in turn on a fresh copy of the same store. Afterwards the
@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+import regman.atomic
 import regman.store
 from regman import RegistryManager
 from regman.errors import StoreError
@@ -56,7 +57,7 @@ class Plan:
 
 
 class FaultyOs:
-    """Stands in for the ``os`` module inside regman.store only."""
+    """Stands in for the ``os`` module inside regman.store and regman.atomic."""
 
     def __init__(self, plan: Plan) -> None:
         self._plan = plan
@@ -176,7 +177,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def faulty(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Plan], None]]:
     def install(plan: Plan) -> None:
-        monkeypatch.setattr(regman.store, "os", FaultyOs(plan))
+        proxy = FaultyOs(plan)
+        for module in (regman.store, regman.atomic):
+            monkeypatch.setattr(module, "os", proxy)
 
     yield install
 
