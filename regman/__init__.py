@@ -38,7 +38,8 @@ from regman.manager import (
 from regman.registry import SpecificationRegistry
 
 if TYPE_CHECKING:
-    from regman.resolver import DependencyResolver, PropertyReference
+    from regman.resolution import PropertyReference
+    from regman.resolver import DependencyResolver
     from regman.spec import (
         DependencySpec,
         DependencyType,
@@ -56,7 +57,7 @@ _LAZY = {
     "StepSpecification": "regman.spec",
     "load_spec_file": "regman.spec",
     "DependencyResolver": "regman.resolver",
-    "PropertyReference": "regman.resolver",
+    "PropertyReference": "regman.resolution",
 }
 
 __all__ = [

@@ -17,7 +17,8 @@ from regman import (
     RegistryManager,
     StepNotFoundError,
 )
-from regman.resolver import ResolutionReport, _BoundTable, _Index
+from regman.candidates import BoundTable, OutputIndex
+from regman.resolution import ResolutionReport
 from regman.scoring import (
     form_of_dependency,
     requested_job_type,
@@ -797,9 +798,9 @@ def test_bounds_never_underestimate_a_score(
     """The index skips outputs by upper bounds; a bound below the exact score would
     silently drop a candidate, so check the invariant directly, for both bound levels."""
     the_dep = dep(wanted, kind, keywords=keywords)
-    index = _Index(providers)
+    index = OutputIndex(providers)
     kinds = index.kinds(the_dep)
-    table = _BoundTable(
+    table = BoundTable(
         index, form_of_dependency(the_dep), the_dep.dependency_type, kinds, (None, False), 0.0
     )
     bounded: dict[int, float] = {}

@@ -26,7 +26,7 @@ from regman.cli.render import (
 
 if TYPE_CHECKING:
     from regman.registry import SpecificationRegistry
-    from regman.resolver import Explanation, ResolutionReport
+    from regman.resolution import Explanation, ResolutionReport
 
 
 class Format(str, Enum):
