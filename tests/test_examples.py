@@ -63,3 +63,30 @@ def test_readme_quickstart_commands(tmp_path: Path) -> None:
     stats = regman.RegistryManager(tmp_path / "home").get_context_stats()
     assert sorted(stats) == ["dev", "inference_pipeline", "production", "training_pipeline"]
     assert stats["training_pipeline"]["step_count"] == 9
+
+
+def test_example_training_pipeline_wires_as_the_readme_says() -> None:
+    manager = regman.RegistryManager(":memory:")
+    registry = manager.get_registry("training_pipeline")
+    assert registry is not None
+    for path in sorted((EXAMPLES / "training_pipeline").glob("*.step.yaml")):
+        registry.register_specification(
+            path.name.removesuffix(".step.yaml"), regman.load_spec_file(path)
+        )
+    resolver = regman.DependencyResolver(registry)
+    wiring = resolver.resolve_dependencies(registry.list_step_names())
+    edges = {
+        (consumer, dep): (ref.step_name, ref.output_name)
+        for consumer, deps in wiring.items()
+        for dep, ref in deps.items()
+    }
+    assert edges[("training", "input_path")] == ("preprocessing_training", "processed_data")
+    assert edges[("model_evaluation", "processed_data")] == (
+        "preprocessing_calibration",
+        "processed_data",
+    )
+    assert edges[("registration", "PackagedModel")] == ("packaging", "packaged_model")
+    assert len(edges) == 11
+    assert ("training", "hyperparameters_s3_uri") not in edges
+    order = resolver.execution_order(registry.list_step_names())
+    assert order.index("training") < order.index("model_evaluation") < order.index("packaging")
