@@ -46,8 +46,8 @@ if TYPE_CHECKING:
         NodeType,
         OutputSpec,
         StepSpecification,
-        load_spec_file,
     )
+    from regman.specfile import load_spec_file
 
 _LAZY = {
     "DependencySpec": "regman.spec",
@@ -55,7 +55,7 @@ _LAZY = {
     "NodeType": "regman.spec",
     "OutputSpec": "regman.spec",
     "StepSpecification": "regman.spec",
-    "load_spec_file": "regman.spec",
+    "load_spec_file": "regman.specfile",
     "DependencyResolver": "regman.resolver",
     "PropertyReference": "regman.resolution",
 }

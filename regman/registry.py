@@ -110,7 +110,7 @@ class SpecificationRegistry:
         A mapping may use any layout a spec file may use. With ``replace=False`` an
         existing, different spec is refused with ConflictError.
         """
-        from regman.spec import coerce_specification
+        from regman.specfile import coerce_specification
 
         validate_name(step_name, "step")
         spec = coerce_specification(specification, source=f"<{step_name}>")

@@ -604,7 +604,7 @@ class FileStore(Store):
         return signatures
 
     def load_spec(self, context: str, step: str) -> StepSpecification:
-        from regman.spec import load_spec_file
+        from regman.specfile import load_spec_file
 
         path = self.spec_path(context, step)
         if not os.path.exists(path):
@@ -849,7 +849,7 @@ class FileStore(Store):
                         f"step '{step}' is registered in context '{context}'",
                         hint="remove it first to restore the deleted version",
                     )
-                from regman.spec import load_spec_file
+                from regman.specfile import load_spec_file
 
                 summary = StepSummary.of(load_spec_file(source))
                 self._begin_change(context)

@@ -26,13 +26,9 @@ from hypothesis import strategies as st
 
 import regman
 from regman.errors import SpecError
-from regman.spec import (
-    MAX_SPEC_BYTES,
-    StepSpecification,
-    _nesting_bound,
-    load_spec_file,
-    load_spec_text,
-)
+from regman.spec import StepSpecification
+from regman.specfile import load_spec_file, load_spec_text
+from regman.yamlsafe import MAX_SPEC_BYTES, _nesting_bound
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 MALFORMED = CORPUS / "malformed"
@@ -193,7 +189,7 @@ if sys.argv[1] == "python":
     import yaml
     del yaml.CSafeLoader, yaml.CSafeDumper  # force the pure-Python parser
 from regman.errors import SpecError
-from regman.spec import load_spec_text
+from regman.specfile import load_spec_text
 cases = json.load(sys.stdin)
 out = {}
 for name, text in cases.items():

@@ -64,7 +64,7 @@ pytestmark = [
 @cache
 def known_specs() -> dict[str, list[Any]]:
     """step -> the specs a writer may store under it (each variant differs in every count)."""
-    from regman.spec import coerce_specification
+    from regman.specfile import coerce_specification
 
     specs: dict[str, list[Any]] = {}
     for s, step in enumerate(STEPS):

@@ -96,7 +96,7 @@ def document_for(writer: int, index: int) -> dict[str, Any]:
 
 def expected_versions(mode: str, writers: int) -> dict[tuple[str, str], dict[bytes, int]]:
     """(context, step) -> {stored bytes of each version a writer writes: writer}."""
-    from regman.spec import coerce_specification
+    from regman.specfile import coerce_specification
 
     versions: dict[tuple[str, str], dict[bytes, int]] = {}
     for writer in range(writers):
@@ -109,7 +109,7 @@ def expected_versions(mode: str, writers: int) -> dict[tuple[str, str], dict[byt
 
 def recount(texts: Sequence[bytes]) -> dict[str, int]:
     """The statistics the index must hold for specs with these stored texts."""
-    from regman.spec import load_spec_text
+    from regman.specfile import load_spec_text
 
     counts = dict.fromkeys(COUNTER_KEYS, 0)
     step_types: set[str] = set()
@@ -150,7 +150,7 @@ def _wait_for(path: Path) -> None:
 
 def _writer_main(store: str, mode: str, writer: int, go: str) -> None:
     from regman import RegistryManager
-    from regman.spec import coerce_specification
+    from regman.specfile import coerce_specification
 
     specs = [coerce_specification(document_for(writer, i)) for i in range(REGISTERS)]
     manager = RegistryManager(store)
@@ -462,7 +462,7 @@ def test_writers_into_their_own_contexts_while_readers_read(
 
 
 def test_no_replace_race_has_exactly_one_winner(tmp_path: Path, children: Children) -> None:
-    from regman.spec import coerce_specification, load_spec_file
+    from regman.specfile import coerce_specification, load_spec_file
 
     store = tmp_path / "store"
     env = child_env(store)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from regman import DependencySpec, DependencyType, NodeType, OutputSpec, SpecError
 from regman import StepSpecification as Spec
-from regman.spec import coerce_specification, load_spec_text, spec_from_document
+from regman.specfile import coerce_specification, load_spec_text, spec_from_document
 
 CURSUS = """\
 step_type: XGBoostTraining

@@ -22,7 +22,8 @@ from regman.errors import EXIT_BAD_INPUT, SpecError
 
 
 def _read_spec(path: str):  # type: ignore[no-untyped-def]
-    from regman.spec import MAX_SPEC_BYTES, load_spec_file, load_spec_text
+    from regman.specfile import load_spec_file, load_spec_text
+    from regman.yamlsafe import MAX_SPEC_BYTES
 
     if path == "-":
         data = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
@@ -113,7 +114,7 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout."),
 ) -> None:
     """Validate spec files without touching any store; reports every invalid file."""
-    from regman.spec import load_spec_file
+    from regman.specfile import load_spec_file
 
     results = []
     for path in spec_files:
@@ -182,7 +183,7 @@ def import_specs(
     nothing is written.
     """
     from regman.names import validate_name
-    from regman.spec import load_spec_file
+    from regman.specfile import load_spec_file
 
     validate_name(context, "context")
     specs = {}

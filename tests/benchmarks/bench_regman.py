@@ -145,7 +145,7 @@ class StoreBuilder:
 
     def __init__(self, root: Path) -> None:
         import regman
-        from regman.spec import load_spec_text
+        from regman.specfile import load_spec_text
 
         self.root = root
         self.contexts = root / "contexts"
@@ -702,7 +702,7 @@ def synthetic_pipeline_registry(steps: int) -> Any:
     and only compatible_sources and keywords tell them apart.
     """
     import regman
-    from regman.spec import coerce_specification
+    from regman.specfile import coerce_specification
 
     registry = regman.SpecificationRegistry(f"resolve{steps}", ":memory:")
     out = "processing_output"
