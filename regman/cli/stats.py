@@ -89,7 +89,7 @@ def clear(
     from regman.errors import ContextNotFoundError, RefusedError
     from regman.names import validate_name
 
-    if bool(context) == all_contexts:
+    if (context is not None) == all_contexts:
         raise typer.BadParameter("give a CONTEXT or --all, not both or neither")
     manager = open_manager()
     store = manager.store

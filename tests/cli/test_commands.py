@@ -362,3 +362,29 @@ def test_remove_purge(run: Run) -> None:
     run("remove", "ctx", "training", "--purge", "--yes")
     run("show", "ctx", "training", code=1)
     assert json.loads(run("trash", "list", "--json").stdout) == []
+
+
+HOSTILE_TEXT = [
+    n
+    for n in __import__("tests.test_names", fromlist=["HOSTILE"]).HOSTILE
+    if isinstance(n, str) and "\x00" not in n
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_TEXT, ids=repr)
+def test_hostile_names_exit_2_and_create_nothing(run: Run, name: str, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    run("--store", str(root), "register", "ok", "fine", TRAINING_SPEC)
+    before = snapshot(tmp_path, include_locks=True)
+    # "--" so that names like "-name" or "--help" reach regman as names, not options
+    for args in (
+        ["register", "--", name, "step", TRAINING_SPEC],
+        ["register", "--", "ok", name, TRAINING_SPEC],
+        ["contexts", "create", "--", name],
+        ["clear", "--yes", "--", name],
+        ["remove", "--", "ok", name],
+    ):
+        result = run("--store", str(root), *args, code=2)
+        assert result.stderr.startswith("error: "), (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert snapshot(tmp_path, include_locks=True) == before
