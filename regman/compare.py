@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from regman.errors import NotFoundError
 from regman.registry import SpecificationRegistry
 
 
@@ -73,7 +74,13 @@ def diff_contexts(
     left: SpecificationRegistry, right: SpecificationRegistry, steps: list[str] | None = None
 ) -> ContextDiff:
     """Compare the specs of two contexts (optionally only ``steps``)."""
-    a, b = left.list_specifications(), right.list_specifications()
+    a, b = left.require_all_readable(), right.require_all_readable()
+    for step in steps or ():
+        if step not in a and step not in b:
+            raise NotFoundError(
+                f"step '{step}' is in neither context '{left.context_name}' nor "
+                f"'{right.context_name}'"
+            )
     if steps:
         a = {k: v for k, v in a.items() if k in steps}
         b = {k: v for k, v in b.items() if k in steps}

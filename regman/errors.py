@@ -31,6 +31,12 @@ class RegmanError(Exception):
         return self.message if not self.hint else f"{self.message}; {self.hint}"
 
 
+class InvalidInputError(RegmanError, ValueError):
+    """A setting or argument regman cannot use (e.g. a malformed environment variable)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class InvalidNameError(RegmanError, ValueError):
     """A context or step name breaks a naming rule (names become paths)."""
 

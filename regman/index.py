@@ -123,6 +123,31 @@ class ContextIndex:
         doc = {"format_version": FORMAT_VERSION, **vars(self)}
         return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
 
+    def _check_types(self) -> None:
+        """Well-formed JSON can still hold the wrong types (damage, or a hand edit)."""
+
+        def count(value: object) -> bool:
+            return type(value) is int and value >= 0
+
+        counters = (
+            self.step_count,
+            self.dependency_count,
+            self.required_dependency_count,
+            self.output_count,
+        )
+        if not (
+            all(count(v) for v in counters)
+            and all(
+                isinstance(table, dict)
+                and all(isinstance(k, str) and count(v) for k, v in table.items())
+                for table in (self.step_types, self.node_types)
+            )
+            and isinstance(self.name, str)
+            and isinstance(self.created_at, str)
+            and isinstance(self.updated_at, str)
+        ):
+            raise TypeError("an index field has the wrong type")
+
     @classmethod
     def from_json(cls, data: bytes, where: str) -> ContextIndex:
         try:
@@ -134,7 +159,9 @@ class ContextIndex:
                     f"{FORMAT_VERSION})",
                     hint="upgrade regman",
                 )
-            return cls(**doc)
+            index = cls(**doc)
+            index._check_types()
+            return index
         except StoreVersionError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as e:

@@ -174,7 +174,7 @@ class SpecificationRegistry:
         from regman.errors import ConflictError, StoreError
 
         folder = os.path.abspath(os.fspath(directory))
-        specs = self.list_specifications()
+        specs = self.require_all_readable()
         paths = {step: os.path.join(folder, f"{step}.step.yaml") for step in specs}
         existing = [p for p in paths.values() if os.path.exists(p)]
         if existing and not overwrite:
@@ -189,6 +189,18 @@ class SpecificationRegistry:
         for step, spec in specs.items():
             atomic_write(paths[step], spec.to_yaml().encode())
         return list(paths.values())
+
+    def require_all_readable(self) -> dict[str, StepSpecification]:
+        """Every spec, or the error of the first one on disk that does not load.
+
+        Reads skip a damaged spec file (so one bad file does not take a context down);
+        an export or a comparison must not silently leave it out.
+        """
+        specs = self.list_specifications()
+        for step in self._store.step_names(self._context):
+            if step not in specs:
+                self._store.load_spec(self._context, step)  # raises what is wrong with it
+        return specs
 
     def stats(self) -> dict[str, Any]:
         index = self._store.read_index(self._context)

@@ -45,6 +45,7 @@ from regman.atomic import (
 from regman.errors import (
     ConflictError,
     ContextNotFoundError,
+    InvalidInputError,
     InvalidNameError,
     LockTimeoutError,
     NotFoundError,
@@ -185,7 +186,7 @@ class Store:
                     f"context '{context}' differs only in case from existing context '{clash}'"
                 )
             return "created"
-        return self._decide(context, step, spec.to_yaml(), replace)
+        return self._decide(context, step, stored_text(spec, step), replace)
 
     def _decide(self, context: str, step: str, text: str, replace: bool) -> str:
         """created/updated/unchanged for storing ``text``; refuses --no-replace and case clashes."""
@@ -231,6 +232,26 @@ class Store:
             "format_version": FORMAT_VERSION,
             "contexts": len(self.list_contexts()),
         }
+
+
+def stored_text(spec: StepSpecification, step: str) -> str:
+    """The YAML a spec is stored as; refused if regman could not read it back.
+
+    Block YAML can be much longer than the (flow-style) input it came from, so a spec
+    accepted at 1 MiB could otherwise be stored beyond the size cap of the reader.
+    """
+    from regman.errors import SpecError
+    from regman.yamlsafe import MAX_SPEC_BYTES
+
+    text = spec.to_yaml()
+    if len(text.encode()) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"the spec would be stored as {len(text.encode()) // 1024} KiB of YAML, more than "
+            f"the {MAX_SPEC_BYTES // 1024} KiB a spec may have",
+            source=f"<{step}>",
+            hint="a spec is a few KB; move bulky data out of it",
+        )
+    return text
 
 
 def _validate(context: str, step: str | None = None) -> None:
@@ -317,7 +338,7 @@ class MemoryStore(Store):
         self, context: str, step: str, spec: StepSpecification, *, replace: bool = True
     ) -> str:
         _validate(context, step)
-        text = spec.to_yaml()
+        text = stored_text(spec, step)
         with self._lock:
             self.create_context(context)
             outcome = self._decide(context, step, text, replace)
@@ -362,14 +383,7 @@ class FileStore(Store):
         self.contexts_dir = os.path.join(self.root, "contexts")
         self.locks_dir = os.path.join(self.root, "locks")
         self.trash_dir = os.path.join(self.root, "trash")
-        env_timeout = os.environ.get("REGMAN_LOCK_TIMEOUT")
-        self.lock_timeout = (
-            lock_timeout
-            if lock_timeout is not None
-            else float(env_timeout)
-            if env_timeout
-            else DEFAULT_LOCK_TIMEOUT
-        )
+        self._lock_timeout = lock_timeout
         self.trash_days = DEFAULT_TRASH_DAYS if trash_days is None else trash_days
         self._checked_version = False
         self._index_paths: dict[str, str] = {}
@@ -418,7 +432,9 @@ class FileStore(Store):
     def _initialise(self) -> None:
         self.check_version()
         marker = os.path.join(self.root, MARKER)
-        if os.path.exists(marker) and os.path.isdir(self.locks_dir):
+        if os.path.exists(marker) and all(
+            os.path.isdir(d) for d in (self.contexts_dir, self.locks_dir, self.trash_dir)
+        ):
             return
         try:
             for folder in (self.root, self.contexts_dir, self.locks_dir, self.trash_dir):
@@ -455,6 +471,25 @@ class FileStore(Store):
                 lock.release()
         finally:
             thread_lock.release()
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds a writer waits for a context's lock; ``REGMAN_LOCK_TIMEOUT`` when set."""
+        if self._lock_timeout is not None:
+            return self._lock_timeout
+        raw = os.environ.get("REGMAN_LOCK_TIMEOUT", "")
+        if not raw:
+            return DEFAULT_LOCK_TIMEOUT
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value < 1e6:  # also refuses nan and inf
+            raise InvalidInputError(
+                f"REGMAN_LOCK_TIMEOUT={raw!r} is not a number of seconds",
+                hint="use e.g. REGMAN_LOCK_TIMEOUT=10, or unset it",
+            )
+        return value
 
     def _timeout(self, context: str) -> LockTimeoutError:
         return LockTimeoutError(
@@ -606,6 +641,7 @@ class FileStore(Store):
     def load_spec(self, context: str, step: str) -> StepSpecification:
         from regman.specfile import load_spec_file
 
+        _validate(context, step)  # names become paths: never read outside the store
         path = self.spec_path(context, step)
         if not os.path.exists(path):
             if not self.context_exists(context):
@@ -658,7 +694,7 @@ class FileStore(Store):
         self, context: str, step: str, spec: StepSpecification, *, replace: bool = True
     ) -> str:
         _validate(context, step)
-        text = spec.to_yaml()
+        text = stored_text(spec, step)
         with self.locked(context), Undo().guard() as undo:
             self._create_locked(context, undo)
             outcome = self._decide(context, step, text, replace)
@@ -824,51 +860,75 @@ class FileStore(Store):
             raise NotFoundError(f"{what} is not in the trash", hint="see 'regman trash list'")
         entry = candidates[-1]
         source = os.path.join(self.trash_dir, entry.entry_id)
-        with self.locked(context):
+        with self.locked(context), Undo().guard() as undo:
             if step is None:
-                index = self.read_index(context)
-                if index is not None and index.step_count:
-                    raise ConflictError(
-                        f"context '{context}' exists and has steps",
-                        hint="clear it first, or restore single steps",
-                    )
-                folder = self.context_dir(context)
-                if index is not None:
-                    remove_tree(folder)
-                try:
-                    os.replace(source, folder)
-                except OSError as e:
-                    raise os_error("restore", folder, e) from e
-                fsync_dir(self.contexts_dir)
-                index = self._rebuilt_index(context, self.read_index(context))
+                self._restore_context_locked(context, source, undo)
             else:
-                self._create_locked(context)
-                path = self.spec_path(context, step)
-                if os.path.exists(path):
-                    raise ConflictError(
-                        f"step '{step}' is registered in context '{context}'",
-                        hint="remove it first to restore the deleted version",
-                    )
-                from regman.specfile import load_spec_file
-
-                summary = StepSummary.of(load_spec_file(source))
-                self._begin_change(context)
-                index = self._index_for_write(context)
-                try:
-                    os.replace(source, path)
-                except OSError as e:
-                    raise os_error("restore", path, e) from e
-                fsync_dir(os.path.dirname(path))
-                index.apply(summary)
-            self._write_index(index)
+                self._restore_step_locked(context, step, source, undo)
         return entry
+
+    def _restore_context_locked(self, context: str, source: str, undo: Undo) -> None:
+        folder = self.context_dir(context)
+        if os.path.lexists(folder):
+            if os.path.exists(os.path.join(folder, CHANGING)):
+                self.recover_context(context)
+            if self.step_names(context):  # the spec files decide, not the index
+                raise ConflictError(
+                    f"context '{context}' exists and has steps",
+                    hint="clear it first, or restore single steps",
+                )
+            # The empty context goes to the trash (not deleted), undoably.
+            undo.move(folder, os.path.join(self.trash_dir, f"{time.time_ns()}{_SEP}{context}"))
+        else:
+            clash = find_case_clash(context, self.list_contexts())
+            if clash:
+                raise InvalidNameError(
+                    f"context '{context}' differs only in case from existing context '{clash}'"
+                )
+        undo.move(source, folder)
+        fsync_dir(self.contexts_dir)
+        fsync_dir(self.trash_dir)
+        if os.path.exists(os.path.join(folder, CHANGING)):
+            self.recover_context(context)
+        self._write_index(self._rebuilt_index(context, self.read_index(context)), undo)
+
+    def _restore_step_locked(self, context: str, step: str, source: str, undo: Undo) -> None:
+        from regman.specfile import load_spec_file
+
+        summary = StepSummary.of(load_spec_file(source))  # before anything is created
+        path = self.spec_path(context, step)
+        if os.path.exists(path):
+            raise ConflictError(
+                f"step '{step}' is registered in context '{context}'",
+                hint="remove it first to restore the deleted version",
+            )
+        clash = find_case_clash(step, self._unsorted_step_names(context))
+        if clash:
+            raise InvalidNameError(
+                f"step '{step}' differs only in case from existing step '{clash}' "
+                f"in context '{context}'"
+            )
+        self._create_locked(context, undo)
+        self._begin_change(context, undo)
+        index = self._index_for_write(context)
+        undo.move(source, path)
+        fsync_dir(os.path.dirname(path))
+        fsync_dir(self.trash_dir)
+        index.apply(summary)
+        self._write_index(index, undo)
 
     def empty_trash(self, older_than_days: float | None = None) -> int:
         cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
         removed = 0
         for entry in self.list_trash():
             if cutoff is None or entry.deleted_at < cutoff:
-                remove_tree(os.path.join(self.trash_dir, entry.entry_id))
+                path = os.path.join(self.trash_dir, entry.entry_id)
+                remove_tree(path)
+                if os.path.lexists(path):  # only what is really gone is counted
+                    raise StoreError(
+                        f"cannot delete trash entry {path}",
+                        hint="check the permissions of the store folder",
+                    )
                 removed += 1
         return removed
 

@@ -82,7 +82,15 @@ def _refuse_binary(loader: Any, node: Any) -> Any:
     )
 
 
+def _refuse_set(loader: Any, node: Any) -> Any:
+    # a set has no order, so the spec would be written differently on each run
+    raise yaml.constructor.ConstructorError(
+        None, None, "a set (!!set) has no place in a spec; use a list", node.start_mark
+    )
+
+
 _SpecLoader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
+_SpecLoader.add_constructor("tag:yaml.org,2002:set", _refuse_set)
 
 
 class _SpecDumper(_BaseDumper):  # type: ignore[misc]

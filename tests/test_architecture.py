@@ -23,7 +23,7 @@ LAYERS = {
     "atomic": {"errors"},
     "index": {"errors", "spec"},
     "locks": {"errors", "atomic"},
-    "store": {"errors", "names", "spec", "specfile", "atomic", "index", "locks"},
+    "store": {"errors", "names", "spec", "specfile", "yamlsafe", "atomic", "index", "locks"},
     "registry": {"errors", "names", "spec", "specfile", "store", "scoring", "atomic"},
     "manager": {"errors", "names", "spec", "store", "registry"},
     "scoring": {"errors", "spec"},
@@ -40,7 +40,7 @@ LAYERS = {
         "candidates",
     },
     "doctor": {"errors", "names", "spec", "store", "atomic", "index"},
-    "compare": {"registry"},
+    "compare": {"errors", "registry"},
 }
 
 

@@ -52,6 +52,8 @@ def _global_options(
         help="Print the version and exit.",
     ),
 ) -> None:
+    if store is not None and not store.strip():
+        raise typer.BadParameter("--store needs a folder path", param_hint="--store")
     settings.store = os.path.abspath(os.path.expanduser(store)) if store else None
     settings.debug = debug
 

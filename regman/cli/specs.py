@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -53,16 +54,15 @@ def register(
     if dry_run:
         outcome = manager.store.preview_put(context, step, spec, replace=not no_replace)
     else:
-        registry = manager.get_registry(context)
-        assert registry is not None
-        outcome = registry.register_specification(step, spec, replace=not no_replace)
+        # put_spec creates the context in the same locked, undoable step: a refused
+        # spec leaves no empty context behind.
+        outcome = manager.store.put_spec(context, step, spec, replace=not no_replace)
     if as_json:
         print_json({"context": context, "step": step, "outcome": outcome, "dry_run": dry_run})
     else:
-        verb = {"created": "created", "updated": "updated", "unchanged": "unchanged"}[outcome]
         prefix = "dry run: would be " if dry_run else ""
         message(
-            f"{prefix}{verb}: step '{step}' ({spec.step_type}, {spec.node_type.value}) "
+            f"{prefix}{outcome}: step '{step}' ({spec.step_type}, {spec.node_type.value}) "
             f"in context '{context}'"
         )
 
@@ -186,14 +186,15 @@ def import_specs(
     from regman.specfile import load_spec_file
 
     validate_name(context, "context")
-    specs = {}
+    specs: dict[str, Any] = {}
     failed = 0
     for path in spec_files:
         step = step_name_for(path)
         try:
             validate_name(step, "step")
-            if step in specs:
-                raise SpecError(f"two files name step '{step}'", source=path)
+            clash = next((other for other in specs if other.casefold() == step.casefold()), None)
+            if clash is not None:
+                raise SpecError(f"two files name step '{clash}' (ignoring case)", source=path)
             specs[step] = load_spec_file(path)
         except (SpecError, ValueError) as e:
             failed += 1
@@ -204,16 +205,12 @@ def import_specs(
         message(f"{failed} of {len(spec_files)} files are invalid; nothing was registered")
         raise typer.Exit(EXIT_BAD_INPUT)
     manager = open_manager()
-    if no_replace:  # refuse before writing anything, not half-way through
-        for step, spec in specs.items():
-            manager.store.preview_put(context, step, spec, replace=False)
-    outcomes = {}
-    registry = None if dry_run else manager.get_registry(context)
+    # Every refusal (--no-replace conflict, case clash, size) before anything is written.
     for step, spec in specs.items():
-        if registry is None:
-            outcomes[step] = manager.store.preview_put(context, step, spec, replace=not no_replace)
-        else:
-            outcomes[step] = registry.register_specification(step, spec, replace=not no_replace)
+        manager.store.preview_put(context, step, spec, replace=not no_replace)
+    store, replace = manager.store, not no_replace
+    write = store.preview_put if dry_run else store.put_spec
+    outcomes = {step: write(context, step, spec, replace=replace) for step, spec in specs.items()}
     if as_json:
         print_json({"context": context, "dry_run": dry_run, "steps": outcomes})
         return

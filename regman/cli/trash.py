@@ -40,7 +40,12 @@ def list_trash(as_json: bool = JsonOption) -> None:
 @guarded
 def empty_trash(
     older_than: float = typer.Option(
-        None, "--older-than", metavar="DAYS", help="Only entries deleted more than DAYS ago."
+        None,
+        "--older-than",
+        metavar="DAYS",
+        min=0,
+        max=1e6,
+        help="Only entries deleted more than DAYS ago.",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
