@@ -88,8 +88,16 @@ def check_store(store: FileStore, repair: bool = False) -> DoctorReport:
     if not os.path.isdir(store.root):
         return report
     marker_ok = _check_marker(store, report)
+    # A check without --repair writes nothing: it locks contexts (so a writer at work
+    # is not taken for damage) only where the lock files can be had without creating
+    # anything, and a read-only store can still be checked.
+    can_lock = marker_ok and (
+        repair or (os.path.isdir(store.locks_dir) and os.access(store.locks_dir, os.W_OK))
+    )
+    if not repair and not all(os.path.isdir(d) for d in (store.contexts_dir, store.trash_dir)):
+        can_lock = False  # locking would create the missing folders
     for name in _context_folders(store):
-        _check_context(store, name, report, use_lock=marker_ok)
+        _check_context(store, name, report, use_lock=can_lock)
     _check_loose_temp_files(store, report)
     return report
 

@@ -168,3 +168,14 @@ def test_usage_mistakes(run: Run, isolated_store: Path) -> None:
     before = snapshot(isolated_store)
     run("trash", "empty", "--older-than", "-1", "--yes", code=2)
     assert snapshot(isolated_store) == before
+
+
+def test_doctor_without_repair_creates_nothing(run: Run, isolated_store: Path) -> None:
+    import shutil
+
+    run("register", "c", "s", SPEC)
+    shutil.rmtree(isolated_store / "locks")
+    shutil.rmtree(isolated_store / "trash")
+    before = snapshot(isolated_store, include_locks=True)
+    assert json.loads(run("doctor", "--json").stdout)["healthy"] is True
+    assert snapshot(isolated_store, include_locks=True) == before
