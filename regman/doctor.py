@@ -64,10 +64,6 @@ class DoctorReport:
     def healthy(self) -> bool:
         return all(item.repaired for item in self.items)
 
-    @property
-    def damage_found(self) -> bool:
-        return bool(self.items)
-
     def add(self, severity: Severity, path: str, problem: str, repaired: bool = False) -> None:
         self.items.append(DoctorItem(severity, path, problem, repaired))
 
@@ -231,14 +227,9 @@ def _check_context_locked(
 def _rebuild_index(store: FileStore, name: str) -> bool:
     """Rewrite a context's index from its spec files; the caller holds the lock."""
     try:
-        with open(store.index_path(name), "rb") as fh:
-            previous: ContextIndex | None = ContextIndex.from_json(fh.read(), name)
+        store.rebuild_index_locked(name)
     except StoreVersionError:
         raise
-    except Exception:
-        previous = None
-    try:
-        store._write_index(store._rebuilt_index(name, previous))
     except StoreError:
         return False
     return True

@@ -832,10 +832,9 @@ class FileStore(Store):
                 continue  # an unreadable spec is reported by doctor, not counted
         return index
 
-    def rebuild_index(self, context: str) -> None:
-        with self.locked(context):
-            previous = self.read_index(context)
-            self._write_index(self._rebuilt_index(context, previous))
+    def rebuild_index_locked(self, context: str) -> None:
+        """Rewrite a context's index from its spec files (``doctor``; the caller holds the lock)."""
+        self._write_index(self._rebuilt_index(context, self.read_index(context)))
 
     # -- trash -------------------------------------------------------------------------
     def list_trash(self) -> list[TrashEntry]:

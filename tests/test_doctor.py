@@ -37,7 +37,7 @@ def problems(report: DoctorReport) -> list[tuple[str, str, bool]]:
 def test_a_healthy_store_is_healthy_and_checking_changes_nothing(root: Path) -> None:
     before = snapshot(root)
     report = check_store(FileStore(root))
-    assert report.healthy and not report.damage_found
+    assert report.healthy and not report.items
     assert report.items == []
     assert report.contexts_checked == 2 and report.specs_checked == 2
     assert json.loads(json.dumps(report.to_dict()))["healthy"] is True
