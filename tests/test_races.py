@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from regman.index import STAT_KEYS
 from regman.store import TMP_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,17 +36,7 @@ TIMEOUT = 900.0  # generous: the machine is shared; only a hang should ever hit 
 NODE_TYPES = ("source", "internal", "sink", "singular")
 DEP_TYPES = ("training_data", "hyperparameters", "payload_samples", "custom_property")
 OUT_TYPES = ("model_artifacts", "processing_output", "training_data", "custom_property")
-COUNTER_KEYS = (
-    "step_count",
-    "step_type_count",
-    "source_count",
-    "internal_count",
-    "sink_count",
-    "singular_count",
-    "dependency_count",
-    "required_dependency_count",
-    "output_count",
-)
+COUNTER_KEYS = tuple(k for k in STAT_KEYS if k.endswith("_count"))
 
 pytestmark = [
     pytest.mark.slow,

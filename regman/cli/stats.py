@@ -15,17 +15,10 @@ from regman.cli.render import (
     print_table,
     short_time,
 )
+from regman.index import STAT_KEYS
 
-_COUNTS = (
-    "step_count",
-    "step_type_count",
-    "source_count",
-    "internal_count",
-    "sink_count",
-    "singular_count",
-    "dependency_count",
-    "output_count",
-)
+# The table's counter columns: every counter of the index but the required-dependency one.
+_COUNTS = tuple(k for k in STAT_KEYS if k.endswith("_count") and not k.startswith("required"))
 
 
 @app.command()
