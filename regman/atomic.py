@@ -37,11 +37,15 @@ def _os_hint(e: OSError) -> str | None:
     }.get(e.errno or 0)
 
 
-def atomic_write(path: str, data: bytes, *, mtime_ns: int | None = None) -> None:
+def atomic_write(
+    path: str, data: bytes, *, mtime_ns: int | None = None, durable: bool = True
+) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole.
 
     ``mtime_ns`` stamps the new file (indexes get strictly increasing stamps, so a
     reader's change token never repeats even if an inode number is reused).
+    ``durable=False`` skips the fsyncs, for derived files a power loss may lose (the
+    replacement is still atomic).
     """
     folder = os.path.dirname(path)
     tmp = temp_name(folder)
@@ -55,7 +59,8 @@ def atomic_write(path: str, data: bytes, *, mtime_ns: int | None = None) -> None
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         if mtime_ns is not None:
@@ -67,7 +72,8 @@ def atomic_write(path: str, data: bytes, *, mtime_ns: int | None = None) -> None
     except BaseException:
         unlink_quietly(tmp)
         raise
-    fsync_dir(folder)
+    if durable:
+        fsync_dir(folder)
 
 
 def fsync_dir(folder: str) -> None:

@@ -74,6 +74,7 @@ DEFAULT_TRASH_DAYS = 7.0
 MARKER = "regman-store.json"
 INDEX = "context.json"
 STATS_CACHE = "stats-cache.json"  # derived; any reader may rebuild it
+_CACHE_REWRITE_AFTER = 32  # indexes read afresh before a stats call rewrites the cache
 CHANGING = ".changing"  # in a context folder while a change is half done
 _SEP = "@"  # cannot occur in a valid name, so trash entry names parse unambiguously
 
@@ -532,7 +533,7 @@ class FileStore(Store):
             raise os_error("list", self.contexts_dir, e) from e
         cached = self._read_stats_cache()
         fresh: dict[str, list[Any]] = {}
-        stale = False
+        stale = 0
         for name in sorted(names):
             if name.startswith("."):
                 continue
@@ -548,8 +549,9 @@ class FileStore(Store):
             index = self.read_index(name)
             if index is not None:
                 fresh[name] = [*token, *index.stats().values()]
-                stale = True
-        if stale or len(fresh) != len(cached):
+                stale += 1
+        # Rewriting the cache costs more than re-reading a few indexes: only when it pays.
+        if stale >= _CACHE_REWRITE_AFTER:
             self._write_stats_cache(fresh)
         return {name: dict(zip(STAT_KEYS, entry[3:], strict=True)) for name, entry in fresh.items()}
 
@@ -567,7 +569,7 @@ class FileStore(Store):
             return
         data = json.dumps({"keys": STAT_KEYS, "contexts": entries}, separators=(",", ":"))
         with contextlib.suppress(StoreError):  # a read-only store still answers
-            atomic_write(os.path.join(self.root, STATS_CACHE), data.encode())
+            atomic_write(os.path.join(self.root, STATS_CACHE), data.encode(), durable=False)
 
     def read_index(self, context: str) -> ContextIndex | None:
         path = self.index_path(context)
