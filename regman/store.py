@@ -49,6 +49,7 @@ from regman.errors import (
     InvalidNameError,
     LockTimeoutError,
     NotFoundError,
+    SpecError,
     StepNotFoundError,
     StoreError,
     StoreVersionError,
@@ -241,7 +242,6 @@ def stored_text(spec: StepSpecification, step: str) -> str:
     Block YAML can be much longer than the (flow-style) input it came from, so a spec
     accepted at 1 MiB could otherwise be stored beyond the size cap of the reader.
     """
-    from regman.errors import SpecError
     from regman.yamlsafe import MAX_SPEC_BYTES
 
     text = spec.to_yaml()
@@ -513,7 +513,7 @@ class FileStore(Store):
 
     def context_exists(self, context: str) -> bool:
         try:
-            os.stat(self._index_paths.get(context) or self.index_path(context))
+            os.stat(self.index_path(context))
         except (OSError, ValueError):
             return False
         return True
@@ -759,8 +759,6 @@ class FileStore(Store):
 
     def _summary_of_stored(self, context: str, step: str) -> StepSummary | None:
         """The stored spec's contribution, or None when it cannot be parsed."""
-        from regman.errors import SpecError
-
         try:
             return StepSummary.of(self.load_spec(context, step))
         except (SpecError, NotFoundError):
@@ -823,8 +821,6 @@ class FileStore(Store):
 
     def _rebuilt_index(self, context: str, previous: ContextIndex | None = None) -> ContextIndex:
         """Derive the index from the spec files (after a crash or damage by hand)."""
-        from regman.errors import SpecError
-
         stamp = now_iso()
         index = ContextIndex(context, previous.created_at if previous else stamp, stamp)
         for step in self.step_names(context):
