@@ -119,6 +119,23 @@ class StoreError(RegmanError):
     exit_code = EXIT_STORE
 
 
+class DamagedStoreError(StoreError):
+    """A file of the store itself is damaged (not a spec the user gave): run doctor."""
+
+
+class RevisionConflictError(ConflictError):
+    """``--if-revision N`` when the context has moved on: optimistic concurrency."""
+
+    def __init__(self, context: str, actual: int, expected: int) -> None:
+        super().__init__(
+            f"context '{context}' is at revision {actual}, not {expected}",
+            hint=f"see 'regman history {context}', then retry with --if-revision {actual}",
+        )
+        self.context = context
+        self.actual = actual
+        self.expected = expected
+
+
 class StoreVersionError(StoreError):
     """The store was written by a newer regman; refusing rather than misreading."""
 

@@ -10,11 +10,18 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any, TypeVar, overload
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from regman.errors import ContextNotFoundError
 from regman.names import validate_name
 from regman.registry import SpecificationRegistry
-from regman.store import Store, open_store
+from regman.store import CommitResult, Store, TrashEntry, open_store
+
+if TYPE_CHECKING:
+    from regman.spec import StepSpecification
+    from regman.store.doctor import DoctorReport
+    from regman.store.records import Record
 
 T = TypeVar("T")
 
@@ -34,7 +41,7 @@ class RegistryManager:
 
     def __repr__(self) -> str:
         where = self._store.location if self._store else (self._store_arg or "<default>")
-        return f"RegistryManager(store={str(where)!r})"
+        return f"RegistryManager(contexts={len(self._registries)}, store={str(where)!r})"
 
     @property
     def store(self) -> Store:
@@ -80,23 +87,156 @@ class RegistryManager:
                 self._registries[context_name] = registry
             return registry
 
+    def get_registry_at(self, context_name: str, revision: int | None) -> SpecificationRegistry:
+        """The registry of a context now (``revision`` None), or a read-only view of revision N.
+
+        Unlike ``get_registry`` this never creates anything: a missing context raises.
+        """
+        validate_name(context_name, "context")
+        if revision is None:
+            registry = self.get_registry(context_name, create_if_missing=False)
+            if registry is None:
+                raise ContextNotFoundError(
+                    context_name, hint=self.store._missing_hint(context_name, None)
+                )
+            return registry
+        return SpecificationRegistry(context_name, self.store).at(revision)
+
     def has_context(self, context_name: str) -> bool:
         validate_name(context_name, "context")
         return self.store.context_exists(context_name)
 
-    def create_context(self, context_name: str) -> bool:
-        """Create an empty context; False when it already existed."""
+    def create_context(self, context_name: str, *, message: str | None = None) -> bool:
+        """Create an empty context (a revision); False when it already existed."""
         validate_name(context_name, "context")
-        return self.store.create_context(context_name)
+        return self.store.create_context(context_name, message=message)
+
+    # -- changes, each one revision ----------------------------------------------------
+    def register_specs(
+        self,
+        context_name: str,
+        specs: Mapping[str, StepSpecification | None],
+        *,
+        replace: bool = True,
+        command: str = "register",
+        message: str | None = None,
+        if_revision: int | None = None,
+        dry_run: bool = False,
+        create: bool = True,
+    ) -> CommitResult:
+        """Register (spec) or remove (None) many steps as one revision, all or nothing."""
+        return self.store.put_specs(
+            context_name,
+            specs,
+            replace=replace,
+            command=command,
+            message=message,
+            if_revision=if_revision,
+            dry_run=dry_run,
+            create=create,
+        )
+
+    def remove_step(
+        self,
+        context_name: str,
+        step_name: str,
+        *,
+        purge: bool = False,
+        message: str | None = None,
+        if_revision: int | None = None,
+    ) -> bool:
+        """Remove one step (restorable unless ``purge``); False when it was not there."""
+        return self.store.delete_spec(
+            context_name, step_name, purge=purge, message=message, if_revision=if_revision
+        )
+
+    def restore(
+        self,
+        context_name: str,
+        step_name: str | None = None,
+        *,
+        message: str | None = None,
+        if_revision: int | None = None,
+    ) -> CommitResult:
+        """Bring back a cleared context, or one removed step, as a new revision."""
+        result = self.store.restore(
+            context_name, step_name, message=message, if_revision=if_revision
+        )
+        return result
+
+    def rollback(
+        self,
+        context_name: str,
+        to: int,
+        steps: list[str] | None = None,
+        *,
+        message: str | None = None,
+        if_revision: int | None = None,
+    ) -> CommitResult:
+        """A new revision whose content equals revision ``to`` (all steps, or those named)."""
+        return self.store.rollback(
+            context_name, to, steps, message=message, if_revision=if_revision
+        )
+
+    def history(
+        self, context_name: str, step_name: str | None = None, limit: int | None = None
+    ) -> list[Record]:
+        """Revisions of a context (live or cleared), newest first."""
+        return self.store.history(context_name, step_name, limit)
+
+    def revision(self, context_name: str) -> int:
+        validate_name(context_name, "context")
+        return self.store.revision(context_name)
+
+    def list_trash(self) -> list[TrashEntry]:
+        """Cleared contexts and removed steps that ``restore`` can bring back."""
+        return self.store.list_trash()
+
+    def empty_trash(self, older_than_days: float | None = None) -> int:
+        """Purge what ``list_trash`` shows (older than the given days): for good."""
+        return self.store.empty_trash(older_than_days)
+
+    def purge_context(self, context_name: str) -> bool:
+        """Delete a context and all its history for good."""
+        removed = self.store.purge_context(context_name)
+        with self._lock:
+            self._registries.pop(context_name, None)
+        return removed
+
+    def info(self) -> dict[str, Any]:
+        """Where the store is and what it holds."""
+        return self.store.info()
+
+    def check_store(self, repair: bool = False) -> DoctorReport:
+        """Check the store for damage (``regman doctor``); with ``repair``, fix what can be."""
+        from regman.store.doctor import check_store
+
+        return check_store(self.store, repair=repair)
+
+    def warnings(self) -> list[str]:
+        """Conditions a user should know about (e.g. a store folder others can write)."""
+        return self.store.warnings()
 
     def list_contexts(self) -> list[str]:
         """Names of all contexts in the store, sorted."""
         return self.store.list_contexts()
 
-    def clear_context(self, context_name: str) -> bool:
-        """Remove a context (recoverable from the trash); False when it did not exist."""
+    def clear_context(
+        self,
+        context_name: str,
+        *,
+        purge: bool = False,
+        message: str | None = None,
+        if_revision: int | None = None,
+    ) -> bool:
+        """Clear a context (a revision; ``restore`` brings it back); False if it did not exist.
+
+        ``purge`` deletes it and its whole history for good instead.
+        """
         validate_name(context_name, "context")
-        removed = self.store.delete_context(context_name)
+        removed = self.store.delete_context(
+            context_name, purge=purge, message=message, if_revision=if_revision
+        )
         with self._lock:
             self._registries.pop(context_name, None)
         return removed

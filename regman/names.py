@@ -38,6 +38,11 @@ def validate_name(name: object, kind: str = "context") -> str:
     return name
 
 
+def is_valid_name(name: object) -> bool:
+    """Whether ``name`` passes every rule (for names read back from a store's files)."""
+    return isinstance(name, str) and _broken_rule(name) is None
+
+
 def _broken_rule(name: str) -> str | None:
     if not name:
         return "it is empty"

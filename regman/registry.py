@@ -1,24 +1,28 @@
 """SpecificationRegistry: the specs of one context, cached in memory, backed by the store.
 
-Reads check the context's change token (one ``stat`` of its index) and reload
-only the specs whose files changed, so a registry held by a long-running
+Reads check the context's change token (one ``stat`` of its head) and reload
+only the specs whose content changed, so a registry held by a long-running
 pipeline process sees what a command-line run did, at the cost of a stat.
+Every write is one revision of the context; ``batch()`` groups many into one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from regman.errors import NotFoundError, SpecError
+from regman.errors import InvalidInputError, NotFoundError, SpecError, StoreError
 from regman.names import validate_name
 from regman.store import Store, open_store
 
 if TYPE_CHECKING:
     from regman.spec import DependencySpec, OutputSpec, StepSpecification
+    from regman.store import CommitResult
+    from regman.store.records import Record
 
 _UNLOADED = object()
 _HANDOFF_SECONDS = 0.001
@@ -27,13 +31,22 @@ _HANDOFF_SECONDS = 0.001
 class SpecificationRegistry:
     """Step specifications of one context; isolated from every other context."""
 
-    def __init__(self, context_name: str = "default", store: Store | str | None = None) -> None:
+    def __init__(
+        self,
+        context_name: str = "default",
+        store: Store | str | None = None,
+        *,
+        revision: int | None = None,
+    ) -> None:
         self._context = validate_name(context_name, "context")
         self._store = open_store(store if store is not None else ":memory:")
+        self._pinned = revision
         self._lock = threading.RLock()
         self._token: Hashable | object = _UNLOADED
         self._handoff: tuple[Hashable, float] | None = None
         self._cache: dict[str, tuple[Hashable, StepSpecification]] = {}
+        self._batch: dict[str, StepSpecification | None] | None = None
+        self.damaged: dict[str, str] = {}  # step -> why its stored spec could not be read
 
     @property
     def context_name(self) -> str:
@@ -43,9 +56,16 @@ class SpecificationRegistry:
     def store(self) -> Store:
         return self._store
 
+    @property
+    def pinned_revision(self) -> int | None:
+        """The revision this registry shows, when it is a read-only view of the past."""
+        return self._pinned
+
     def __repr__(self) -> str:
+        at = "" if self._pinned is None else f", revision={self._pinned}"
         return (
-            f"SpecificationRegistry(context_name={self._context!r}, store={self._store.location!r})"
+            f"SpecificationRegistry(context_name={self._context!r}, "
+            f"store={self._store.location!r}{at})"
         )
 
     # -- freshness ---------------------------------------------------------------------
@@ -57,18 +77,27 @@ class SpecificationRegistry:
             if token == self._token:
                 return self._cache
             fresh: dict[str, tuple[Hashable, StepSpecification]] = {}
+            damaged: dict[str, str] = {}
             if token is not None:
-                for step, signature in self._store.spec_signatures(self._context).items():
+                for step, signature in self._signatures().items():
                     cached = self._cache.get(step)
                     if cached is not None and cached[0] == signature:
                         fresh[step] = cached
                         continue
                     try:
-                        fresh[step] = (signature, self._store.load_spec(self._context, step))
-                    except (NotFoundError, SpecError):
-                        continue  # removed meanwhile, or damaged: 'regman doctor' reports it
-            self._cache, self._token = fresh, token
+                        spec = self._store.load_spec(self._context, step, self._pinned)
+                        fresh[step] = (signature, spec)
+                    except NotFoundError:
+                        continue  # removed meanwhile
+                    except (SpecError, StoreError) as e:
+                        damaged[step] = str(e)  # 'regman doctor' reports it too
+            self._cache, self._token, self.damaged = fresh, token, damaged
             return fresh
+
+    def _signatures(self) -> dict[str, Hashable]:
+        if self._pinned is None:
+            return self._store.spec_signatures(self._context)
+        return {s: e.spec for s, e in self._store.manifest(self._context, self._pinned).items()}
 
     def confirm_exists(self) -> bool:
         """Whether the context is in the store now (one stat), for ``get_registry``.
@@ -78,12 +107,14 @@ class SpecificationRegistry:
         not two; any later read checks afresh.
         """
         token = self._store.token(self._context)
-        if token is None:
+        if token is None or not self._store.context_exists(self._context):
             return False
         self._handoff = (token, time.monotonic())
         return True
 
     def _current_token(self) -> Hashable:
+        if self._pinned is not None:
+            return ("pinned", self._pinned)  # the past does not change
         handoff = self._handoff
         if handoff is not None:
             self._handoff = None
@@ -104,24 +135,120 @@ class SpecificationRegistry:
         specification: StepSpecification | Mapping[str, Any],
         *,
         replace: bool = True,
+        message: str | None = None,
+        if_revision: int | None = None,
     ) -> str:
-        """Store ``specification`` under ``step_name``; returns created/updated/unchanged.
+        """Store ``specification`` under ``step_name`` as a new revision (unless unchanged).
 
-        A mapping may use any layout a spec file may use. With ``replace=False`` an
-        existing, different spec is refused with ConflictError.
+        Returns created/updated/unchanged. A mapping may use any layout a spec file may
+        use. With ``replace=False`` an existing, different spec is refused with
+        ConflictError; ``if_revision`` refuses (RevisionConflictError) if the context
+        moved on. Inside ``batch()`` the change waits for the batch's one revision.
         """
         from regman.specfile import coerce_specification
 
+        self._writable()
         validate_name(step_name, "step")
         spec = coerce_specification(specification, source=f"<{step_name}>")
-        return self._store.put_spec(self._context, step_name, spec, replace=replace)
+        if self._batch is not None:
+            outcome = self._store.put_specs(
+                self._context, {**self._batch, step_name: spec}, replace=replace, dry_run=True
+            ).outcomes[step_name]
+            self._batch[step_name] = spec
+            return outcome
+        return self._store.put_spec(
+            self._context,
+            step_name,
+            spec,
+            replace=replace,
+            message=message,
+            if_revision=if_revision,
+        )
 
     register = register_specification
 
-    def remove_specification(self, step_name: str) -> bool:
-        """Unregister a step (recoverable from the trash); False when it was not there."""
+    def remove_specification(
+        self,
+        step_name: str,
+        *,
+        purge: bool = False,
+        message: str | None = None,
+        if_revision: int | None = None,
+    ) -> bool:
+        """Unregister a step (a revision; restorable unless ``purge``); False if absent."""
+        self._writable()
         validate_name(step_name, "step")
-        return self._store.delete_spec(self._context, step_name)
+        if self._batch is not None:
+            present = step_name in self._batch or step_name in self._specs()
+            self._batch[step_name] = None
+            return present
+        return self._store.delete_spec(
+            self._context, step_name, purge=purge, message=message, if_revision=if_revision
+        )
+
+    @contextlib.contextmanager
+    def batch(
+        self, *, message: str | None = None, if_revision: int | None = None
+    ) -> Iterator[SpecificationRegistry]:
+        """Group registers and removes into one revision, made when the block ends.
+
+        If the block raises, nothing is written; if the commit is refused, nothing is.
+        """
+        self._writable()
+        if self._batch is not None:
+            raise InvalidInputError("batches do not nest")
+        self._batch = {}
+        try:
+            yield self
+            pending = self._batch
+        finally:
+            self._batch = None
+        if pending:
+            self._store.put_specs(
+                self._context,
+                pending,
+                command="batch",
+                message=message,
+                if_revision=if_revision,
+            )
+
+    def rollback(
+        self, to: int, steps: list[str] | None = None, *, message: str | None = None
+    ) -> CommitResult:
+        """A new revision whose content equals revision ``to`` (all steps, or those named)."""
+        self._writable()
+        return self._store.rollback(self._context, to, steps, message=message)
+
+    def _writable(self) -> None:
+        if self._pinned is not None:
+            raise InvalidInputError(
+                f"context '{self._context}' at revision {self._pinned} is read-only",
+                hint="write to the current revision (rollback goes back)",
+            )
+
+    # -- revisions ---------------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        """The context's current revision (0 before its first)."""
+        return self._pinned if self._pinned is not None else self._store.revision(self._context)
+
+    def history(self, step_name: str | None = None, limit: int | None = None) -> list[Record]:
+        """Revisions, newest first (those that touched ``step_name`` when given)."""
+        return self._store.history(self._context, step_name, limit)
+
+    def at(self, revision: int) -> SpecificationRegistry:
+        """A read-only view of this context as it was at ``revision``."""
+        self._store.record(self._context, revision)  # raises when there is no such revision
+        return SpecificationRegistry(self._context, self._store, revision=revision)
+
+    def get_specification_at(self, step_name: str, revision: int) -> StepSpecification | None:
+        """The spec ``step_name`` had at ``revision`` (None when it had none)."""
+        try:
+            return self._store.load_spec(self._context, step_name, revision)
+        except NotFoundError as e:
+            if "revision" in str(e) and "has no revision" in str(e):
+                raise
+            return None
 
     # -- reading -----------------------------------------------------------------------
     def get_specification(self, step_name: str) -> StepSpecification | None:
@@ -129,6 +256,27 @@ class SpecificationRegistry:
         cache = self._cache if self._current_token() == self._token else self._specs()
         entry = cache.get(step_name)
         return entry[1] if entry is not None else None
+
+    def require_spec(self, step_name: str) -> StepSpecification:
+        """The spec of ``step_name``, or the error that says why there is none.
+
+        Unlike ``get_specification`` (None when absent), a damaged stored spec raises
+        what is wrong with it, and an absent step raises StepNotFoundError.
+        """
+        from regman.errors import StepNotFoundError
+
+        validate_name(step_name, "step")
+        spec = self.get_specification(step_name)
+        if spec is not None:
+            return spec
+        if step_name in self._signatures():
+            return self._store.load_spec(self._context, step_name, self._pinned)
+        where = self._context if self._pinned is None else f"{self._context}@{self._pinned}"
+        import difflib
+
+        close = difflib.get_close_matches(step_name, self.list_step_names(), n=1, cutoff=0.75)
+        hint = f"did you mean '{close[0]}'?" if close else f"see 'regman contexts show {where}'"
+        raise StepNotFoundError(where, step_name, hint=hint)
 
     def list_specifications(self) -> dict[str, StepSpecification]:
         """Step name -> spec, sorted by step name."""
@@ -170,8 +318,8 @@ class SpecificationRegistry:
         The files are in the native layout and re-register as they are (``regman import``).
         Existing files are refused (ConflictError) unless ``overwrite``; then nothing is written.
         """
-        from regman.atomic import atomic_write
-        from regman.errors import ConflictError, StoreError
+        from regman.errors import ConflictError
+        from regman.store.safeio import Folder
 
         folder = os.path.abspath(os.fspath(directory))
         specs = self.require_all_readable()
@@ -186,8 +334,9 @@ class SpecificationRegistry:
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create {folder}: {e.strerror or e}") from e
+        out = Folder(folder)
         for step, spec in specs.items():
-            atomic_write(paths[step], spec.to_yaml().encode())
+            out.write([f"{step}.step.yaml"], spec.to_yaml().encode())
         return list(paths.values())
 
     def require_all_readable(self) -> dict[str, StepSpecification]:
@@ -197,16 +346,13 @@ class SpecificationRegistry:
         an export or a comparison must not silently leave it out.
         """
         specs = self.list_specifications()
-        for step in self._store.step_names(self._context):
+        for step in self._signatures():
             if step not in specs:
-                self._store.load_spec(self._context, step)  # raises what is wrong with it
+                self._store.load_spec(self._context, step, self._pinned)  # raises what is wrong
         return specs
 
     def stats(self) -> dict[str, Any]:
-        index = self._store.read_index(self._context)
-        if index is None:
-            raise NotFoundError(f"context '{self._context}' does not exist")
-        return index.stats()
+        return self._store.stats(self._context)
 
     def __contains__(self, step_name: object) -> bool:
         return step_name in self._specs()

@@ -9,9 +9,11 @@ import typer
 from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
+    MessageOption,
     guarded,
     message,
     open_manager,
+    open_registry,
     print_json,
     print_table,
     short_time,
@@ -33,9 +35,9 @@ def list_contexts(as_json: bool = JsonOption) -> None:
         message("no contexts yet; create one with 'regman register CONTEXT STEP SPEC.yaml'")
         return
     print_table(
-        ["context", "steps", "step types", "updated"],
+        ["context", "steps", "step types", "revision", "updated"],
         [
-            [n, s["step_count"], s["step_type_count"], short_time(s["updated_at"])]
+            [n, s["step_count"], s["step_type_count"], s["revision"], short_time(s["updated_at"])]
             for n, s in stats.items()
         ],
     )
@@ -44,19 +46,22 @@ def list_contexts(as_json: bool = JsonOption) -> None:
 @contexts_app.command("show")
 @guarded
 def show_context(
-    context: str = typer.Argument(..., help="The context to show."),
+    context: str = typer.Argument(..., help="The context to show, or CONTEXT@N."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show the steps of one context: types, dependencies and outputs."""
-    from regman.errors import ContextNotFoundError
-
-    registry = open_manager().get_registry(context, create_if_missing=False)
-    if registry is None:
-        raise ContextNotFoundError(context)
-    specs = registry.list_specifications()
+    """Show the steps of one context: types, dependencies and outputs (and its revision)."""
+    registry = open_registry(context)
+    specs = registry.require_all_readable()
     if as_json:
-        print_json({name: spec.to_document() for name, spec in specs.items()})
+        print_json(
+            {
+                "context": registry.context_name,
+                "revision": registry.revision,
+                "steps": {name: spec.to_document() for name, spec in specs.items()},
+            }
+        )
         return
+    message(f"context '{registry.context_name}' at revision {registry.revision}")
     if not specs:
         message(f"context '{context}' has no steps")
         return
@@ -82,16 +87,19 @@ def show_context(
 
 @contexts_app.command("create")
 @guarded
-def create_context(context: str = typer.Argument(..., help="The context to create.")) -> None:
+def create_context(
+    context: str = typer.Argument(..., help="The context to create."),
+    message_text: str = MessageOption,
+) -> None:
     """Create an empty context (nothing happens if it exists)."""
-    created = open_manager().create_context(context)
+    created = open_manager().create_context(context, message=message_text)
     message(f"created context '{context}'" if created else f"context '{context}' already exists")
 
 
 @app.command()
 @guarded
 def diff(
-    left: str = typer.Argument(..., help="The first context (e.g. dev)."),
+    left: str = typer.Argument(..., help="The first context (e.g. dev, or dev@3)."),
     right: str = typer.Argument(..., help="The second context (e.g. production)."),
     steps: list[str] = typer.Argument(None, metavar="[STEP]...", help="Only these steps."),
     as_json: bool = JsonOption,
@@ -101,15 +109,8 @@ def diff(
     Exits 0 when the contexts are identical, 1 when they differ.
     """
     from regman.compare import diff_contexts
-    from regman.errors import ContextNotFoundError
 
-    manager = open_manager()
-    registries = []
-    for name in (left, right):
-        registry = manager.get_registry(name, create_if_missing=False)
-        if registry is None:
-            raise ContextNotFoundError(name)
-        registries.append(registry)
+    registries = [open_registry(name) for name in (left, right)]
     result = diff_contexts(registries[0], registries[1], steps or None)
     if as_json:
         print_json(result.to_dict())

@@ -239,3 +239,44 @@ def short_time(iso: str | None) -> str:
 
 
 JsonOption = typer.Option(False, "--json", help="Print JSON on stdout instead of a table.")
+MessageOption = typer.Option(
+    None, "--message", "-m", metavar="MSG", help="Say why, in the revision's history."
+)
+IfRevisionOption = typer.Option(
+    None,
+    "--if-revision",
+    metavar="N",
+    min=0,
+    help="Refuse (exit 1) unless the context is at revision N (0: it has none yet).",
+)
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """``CONTEXT@N`` -> (CONTEXT, N); ``CONTEXT`` -> (CONTEXT, None)."""
+    from regman.errors import InvalidInputError
+
+    name, at, number = ref.partition("@")
+    if not at:
+        return ref, None
+    if not number.isdigit() or len(number) > 12 or int(number) < 1:
+        raise InvalidInputError(
+            f"'{ref}' names no revision: after '@' comes a revision number (1, 2, ...)",
+            hint=f"see 'regman history {name}'",
+        )
+    return name, int(number)
+
+
+def open_registry(ref: str, revision: int | None = None) -> Any:
+    """The registry of ``CONTEXT`` or ``CONTEXT@N`` (never created); --revision may pin it."""
+    from regman.errors import InvalidInputError
+
+    context, at = split_ref(ref)
+    if at is not None and revision is not None and at != revision:
+        raise InvalidInputError(f"'{ref}' and --revision {revision} disagree")
+    return open_manager().get_registry_at(context, at if at is not None else revision)
+
+
+def warn_about_store(manager: RegistryManager) -> None:
+    """Say on stderr what the store finds worth a warning (e.g. others can write it)."""
+    for text in manager.warnings():
+        message(f"warning: {text}")

@@ -18,7 +18,7 @@ from regman.cli.render import (
     JsonOption,
     guarded,
     message,
-    open_manager,
+    open_registry,
     plain_table,
     print_json,
     print_text,
@@ -42,11 +42,8 @@ ThresholdOption = typer.Option(
 
 
 def _registry(context: str) -> SpecificationRegistry:
-    from regman.errors import ContextNotFoundError
-
-    registry = open_manager().get_registry(context, create_if_missing=False)
-    if registry is None:
-        raise ContextNotFoundError(context)
+    """CONTEXT, or CONTEXT@N for how it wired at revision N."""
+    registry: SpecificationRegistry = open_registry(context)
     return registry
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,15 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    IfRevisionOption,
     JsonOption,
+    MessageOption,
     confirm,
     error_line,
     guarded,
     message,
     open_manager,
+    open_registry,
     print_json,
     print_text,
 )
@@ -37,45 +41,80 @@ def _read_spec(path: str):  # type: ignore[no-untyped-def]
 def register(
     context: str = typer.Argument(..., help="Context to register into (created if missing)."),
     step: str = typer.Argument(..., help="Step name within the context."),
-    spec_file: str = typer.Argument(..., metavar="SPEC.yaml", help="Spec file, or - for stdin."),
+    spec_file: str = typer.Argument(..., metavar="SPEC", help="Spec file, or - for stdin."),
     no_replace: bool = typer.Option(
         False, "--no-replace", help="Refuse to overwrite an existing, different spec (exit 1)."
     ),
+    no_create: bool = typer.Option(
+        False, "--no-create", help="Refuse a context that does not exist (exit 1)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+    message_text: str = MessageOption,
+    if_revision: int = IfRevisionOption,
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON on stdout."),
 ) -> None:
-    """Validate a spec file and store it as STEP in CONTEXT."""
+    """Validate a spec file and store it as STEP in CONTEXT: one new revision."""
     from regman.names import validate_name
 
     validate_name(context, "context")
     validate_name(step, "step")
     spec = _read_spec(spec_file)
     manager = open_manager()
-    if dry_run:
-        outcome = manager.store.preview_put(context, step, spec, replace=not no_replace)
-    else:
-        # put_spec creates the context in the same locked, undoable step: a refused
-        # spec leaves no empty context behind.
-        outcome = manager.store.put_spec(context, step, spec, replace=not no_replace)
+    existed = manager.has_context(context)
+    result = manager.register_specs(
+        context,
+        {step: spec},
+        replace=not no_replace,
+        message=message_text,
+        if_revision=if_revision,
+        dry_run=dry_run,
+        create=not no_create,
+    )
+    outcome = result.outcomes[step]
+    if not existed:
+        _say_created(manager, context, dry_run)
     if as_json:
-        print_json({"context": context, "step": step, "outcome": outcome, "dry_run": dry_run})
+        print_json(
+            {
+                "context": context,
+                "step": step,
+                "outcome": outcome,
+                "revision": result.revision,
+                "dry_run": dry_run,
+            }
+        )
     else:
         prefix = "dry run: would be " if dry_run else ""
+        tail = f" (revision {result.revision})" if result.changed else ""
         message(
             f"{prefix}{outcome}: step '{step}' ({spec.step_type}, {spec.node_type.value}) "
-            f"in context '{context}'"
+            f"in context '{context}'{tail}"
         )
+
+
+def _say_created(manager: Any, context: str, dry_run: bool) -> None:
+    """A new context may be a typo of an existing one: say so on stderr."""
+    import difflib
+
+    others = [c for c in manager.list_contexts() if c != context]
+    close = difflib.get_close_matches(context, others, n=1, cutoff=0.75)
+    verb = "would create" if dry_run else "created"
+    message(f"{verb} context '{context}'" + (f"; did you mean '{close[0]}'?" if close else ""))
 
 
 @app.command()
 @guarded
 def show(
-    context: str = typer.Argument(..., help="The context."),
+    context: str = typer.Argument(..., help="The context, or CONTEXT@N for revision N."),
     step: str = typer.Argument(..., help="The step."),
+    revision: int = typer.Option(
+        None, "--revision", "-r", metavar="N", min=1, help="As it was at revision N."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Print a stored spec as YAML (its native layout, extra sections included)."""
-    spec = open_manager().store.load_spec(context, step)
+    registry = open_registry(context, revision)
+    spec = registry.require_spec(step)
     if as_json:
         print_json(spec.to_document())
     else:
@@ -87,25 +126,25 @@ def show(
 def remove(
     context: str = typer.Argument(..., help="The context."),
     step: str = typer.Argument(..., help="The step to unregister."),
-    purge: bool = typer.Option(False, "--purge", help="Delete for good (skip the trash)."),
+    purge: bool = typer.Option(
+        False, "--purge", help="Also delete every stored version of the step, for good."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge."),
+    message_text: str = MessageOption,
+    if_revision: int = IfRevisionOption,
 ) -> None:
-    """Unregister one step (it goes to the trash; see 'regman restore')."""
-    from regman.errors import ContextNotFoundError, RefusedError, StepNotFoundError
-    from regman.names import validate_name
+    """Unregister one step: a new revision ('regman restore CONTEXT STEP' brings it back)."""
+    from regman.errors import RefusedError
 
-    validate_name(step, "step")
-    manager = open_manager()
-    if not manager.has_context(context):
-        raise ContextNotFoundError(context)
-    if manager.store.spec_text(context, step) is None:
-        raise StepNotFoundError(context, step)
-    if purge and not confirm(f"permanently delete step '{step}' of '{context}'?", yes=yes):
+    registry = open_registry(context)
+    registry.require_spec(step)
+    if purge and not confirm(
+        f"permanently delete step '{step}' of '{context}' and all its stored versions?", yes=yes
+    ):
         raise RefusedError("not confirmed; nothing was removed")
-    if not manager.store.delete_spec(context, step, purge=purge):
-        raise StepNotFoundError(context, step)
+    registry.remove_specification(step, purge=purge, message=message_text, if_revision=if_revision)
     tail = "" if purge else f" (undo with 'regman restore {context} {step}')"
-    message(f"removed step '{step}' from context '{context}'{tail}")
+    message(f"removed step '{step}' from context '{context}' (revision {registry.revision}){tail}")
 
 
 @app.command()
@@ -164,28 +203,50 @@ def step_name_for(path: str) -> str:
     return name
 
 
+def spec_paths(sources: list[str]) -> list[str]:
+    """Files as given; a folder stands for its ``*.step.yaml`` files, searched recursively."""
+    paths: list[str] = []
+    for source in sources:
+        if os.path.isdir(source):
+            found = sorted(str(p) for p in Path(source).rglob("*.step.yaml") if p.is_file())
+            if not found:
+                raise SpecError("the folder holds no *.step.yaml file", source=source)
+            paths += found
+        else:
+            paths.append(source)
+    return paths
+
+
 @app.command("import")
 @guarded
 def import_specs(
     context: str = typer.Argument(..., help="Context to register into (created if missing)."),
-    spec_files: list[str] = typer.Argument(
-        ..., metavar="SPEC.yaml...", help="Spec files; each step is named after its file."
+    sources: list[str] = typer.Argument(
+        ...,
+        metavar="SPEC...",
+        help="Spec files or folders (searched for *.step.yaml); each step is named after its file.",
     ),
     no_replace: bool = typer.Option(
         False, "--no-replace", help="Refuse to overwrite existing, different specs (exit 1)."
     ),
+    no_create: bool = typer.Option(
+        False, "--no-create", help="Refuse a context that does not exist (exit 1)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+    message_text: str = MessageOption,
+    if_revision: int = IfRevisionOption,
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON on stdout."),
 ) -> None:
-    """Register many spec files at once (data_loading.step.yaml becomes step data_loading).
+    """Register many spec files as one revision (data_loading.step.yaml: step data_loading).
 
     Every file is validated first: if any is invalid, all problems are reported and
-    nothing is written.
+    nothing is written. Either every file lands, or none does.
     """
     from regman.names import validate_name
     from regman.specfile import load_spec_file
 
     validate_name(context, "context")
+    spec_files = spec_paths(sources)
     specs: dict[str, Any] = {}
     failed = 0
     for path in spec_files:
@@ -205,37 +266,49 @@ def import_specs(
         message(f"{failed} of {len(spec_files)} files are invalid; nothing was registered")
         raise typer.Exit(EXIT_BAD_INPUT)
     manager = open_manager()
-    # Every refusal (--no-replace conflict, case clash, size) before anything is written.
-    for step, spec in specs.items():
-        manager.store.preview_put(context, step, spec, replace=not no_replace)
-    store, replace = manager.store, not no_replace
-    write = store.preview_put if dry_run else store.put_spec
-    outcomes = {step: write(context, step, spec, replace=replace) for step, spec in specs.items()}
+    existed = manager.has_context(context)
+    result = manager.register_specs(
+        context,
+        specs,
+        replace=not no_replace,
+        command="import",
+        message=message_text,
+        if_revision=if_revision,
+        dry_run=dry_run,
+        create=not no_create,
+    )
+    if not existed:
+        _say_created(manager, context, dry_run)
+    outcomes = result.outcomes
     if as_json:
-        print_json({"context": context, "dry_run": dry_run, "steps": outcomes})
+        print_json(
+            {
+                "context": context,
+                "dry_run": dry_run,
+                "revision": result.revision,
+                "steps": outcomes,
+            }
+        )
         return
     counts = {
         k: sum(1 for v in outcomes.values() if v == k) for k in ("created", "updated", "unchanged")
     }
     prefix = "dry run: would have " if dry_run else ""
+    tail = f" (revision {result.revision})" if result.changed else ""
     message(
         f"{prefix}{len(outcomes)} steps in context '{context}': "
         + ", ".join(f"{n} {k}" for k, n in counts.items())
+        + tail
     )
 
 
 @app.command()
 @guarded
 def export(
-    context: str = typer.Argument(..., help="The context to export."),
+    context: str = typer.Argument(..., help="The context to export, or CONTEXT@N."),
     directory: str = typer.Argument(..., metavar="DIR", help="Folder to write into."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:
     """Write every spec of CONTEXT to DIR as <step>.step.yaml (re-import with 'regman import')."""
-    from regman.errors import ContextNotFoundError
-
-    registry = open_manager().get_registry(context, create_if_missing=False)
-    if registry is None:
-        raise ContextNotFoundError(context)
-    paths = registry.export(directory, overwrite=force)
+    paths = open_registry(context).export(directory, overwrite=force)
     message(f"exported {len(paths)} steps of context '{context}' to {directory}")

@@ -6,7 +6,9 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    IfRevisionOption,
     JsonOption,
+    MessageOption,
     confirm,
     guarded,
     message,
@@ -14,8 +16,9 @@ from regman.cli.render import (
     print_json,
     print_table,
     short_time,
+    warn_about_store,
 )
-from regman.index import STAT_KEYS
+from regman.store import STAT_KEYS
 
 # The table's counter columns: every counter of the index but the required-dependency one.
 _COUNTS = tuple(k for k in STAT_KEYS if k.endswith("_count") and not k.startswith("required"))
@@ -73,34 +76,46 @@ def stats(
 @app.command()
 @guarded
 def clear(
-    context: str = typer.Argument(None, help="The context to remove."),
-    all_contexts: bool = typer.Option(False, "--all", help="Remove every context."),
+    context: str = typer.Argument(None, help="The context to clear."),
+    all_contexts: bool = typer.Option(False, "--all", help="Clear every context."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    purge: bool = typer.Option(False, "--purge", help="Delete for good (skip the trash)."),
+    purge: bool = typer.Option(
+        False, "--purge", help="Delete the context and all its history for good."
+    ),
+    message_text: str = MessageOption,
+    if_revision: int = IfRevisionOption,
 ) -> None:
-    """Remove a context (or --all); it stays in the trash for 7 days unless --purge."""
+    """Clear a context (or --all): a revision removing every step; 'regman restore' undoes it."""
     from regman.errors import ContextNotFoundError, RefusedError
     from regman.names import validate_name
 
     if (context is not None) == all_contexts:
         raise typer.BadParameter("give a CONTEXT or --all, not both or neither")
     manager = open_manager()
-    store = manager.store
     names = manager.list_contexts() if all_contexts else [validate_name(context, "context")]
-    if not all_contexts and not manager.has_context(context):
+    cleared_but_purgeable = purge and not all_contexts and manager.revision(context) > 0
+    if not all_contexts and not manager.has_context(context) and not cleared_but_purgeable:
         raise ContextNotFoundError(context)
     if not names:
         message("no contexts to clear")
         return
+    stats = manager.get_context_stats()
+    steps = sum(stats.get(n, {}).get("step_count", 0) for n in names)
     what = f"all {len(names)} contexts" if all_contexts else f"context '{context}'"
-    how = "permanently delete" if purge else "remove"
-    if not confirm(f"{how} {what}?", yes=yes):
+    how = "permanently delete (with all history)" if purge else "clear"
+    if not confirm(f"{how} {what} ({steps} steps)?", yes=yes):
         raise RefusedError("not confirmed; nothing was removed")
-    removed = [name for name in names if store.delete_context(name, purge=purge)]
-    tail = "" if purge else " (restore with 'regman restore CONTEXT')"
+    if all_contexts and if_revision is not None:
+        raise typer.BadParameter("--if-revision names one context's revision; not with --all")
+    removed = [
+        name
+        for name in names
+        if manager.clear_context(name, purge=purge, message=message_text, if_revision=if_revision)
+    ]
+    tail = "" if purge else " (bring back with 'regman restore CONTEXT')"
     message(
-        f"removed {len(removed)} context{'s' if len(removed) != 1 else ''}: "
-        f"{', '.join(removed)}{tail}"
+        f"{'purged' if purge else 'cleared'} {len(removed)} "
+        f"context{'s' if len(removed) != 1 else ''}: {', '.join(removed)}{tail}"
     )
 
 
@@ -110,8 +125,10 @@ def info(as_json: bool = JsonOption) -> None:
     """Where the store is, its format version, and how much it holds."""
     from regman import __version__
 
-    data = {"regman_version": __version__, **open_manager().store.info()}
+    manager = open_manager()
+    data = {"regman_version": __version__, **manager.info()}
     if as_json:
         print_json(data)
         return
+    warn_about_store(manager)
     print_table(["key", "value"], [[k, v] for k, v in data.items()], justify=["left", "left"])

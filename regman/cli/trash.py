@@ -1,4 +1,4 @@
-"""``regman trash list|empty`` and ``regman restore``: recoverable deletes."""
+"""``regman trash list|empty`` and ``regman restore``: what can be brought back, and purging it."""
 
 from __future__ import annotations
 
@@ -6,24 +6,30 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    IfRevisionOption,
     JsonOption,
+    MessageOption,
     confirm,
     guarded,
     message,
     open_manager,
     print_json,
     print_table,
+    short_time,
 )
 
-trash_app = typer.Typer(help="Show or empty what clear and remove deleted.", no_args_is_help=True)
+trash_app = typer.Typer(
+    help="Cleared contexts and removed steps that 'regman restore' can bring back.",
+    no_args_is_help=True,
+)
 app.add_typer(trash_app, name="trash")
 
 
 @trash_app.command("list")
 @guarded
 def list_trash(as_json: bool = JsonOption) -> None:
-    """List deleted contexts and steps, oldest first."""
-    entries = [e.as_dict() for e in open_manager().store.list_trash()]
+    """List cleared contexts and removed steps, oldest first (all kept until purged)."""
+    entries = [e.as_dict() for e in open_manager().list_trash()]
     if as_json:
         print_json(entries)
         return
@@ -31,8 +37,11 @@ def list_trash(as_json: bool = JsonOption) -> None:
         message("the trash is empty")
         return
     print_table(
-        ["deleted at", "kind", "context", "step"],
-        [[e["deleted_at"], e["kind"], e["context"], e["step"]] for e in entries],
+        ["deleted at", "kind", "context", "step", "revision"],
+        [
+            [short_time(e["deleted_at"]), e["kind"], e["context"], e["step"], e["revision"]]
+            for e in entries
+        ],
     )
 
 
@@ -45,26 +54,34 @@ def empty_trash(
         metavar="DAYS",
         min=0,
         max=1e6,
-        help="Only entries deleted more than DAYS ago.",
+        help="Only what was removed more than DAYS ago.",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete trash entries for good."""
+    """Purge for good: cleared contexts with all their history, removed steps' stored versions."""
     from regman.errors import RefusedError
 
-    if not confirm("permanently delete the trash?", yes=yes):
+    manager = open_manager()
+    count = len(manager.list_trash())
+    if not count:
+        message("the trash is empty")
+        return
+    if not confirm(f"permanently delete up to {count} trash entries?", yes=yes):
         raise RefusedError("not confirmed; nothing was deleted")
-    removed = open_manager().store.empty_trash(older_than)
-    message(f"deleted {removed} trash entr{'y' if removed == 1 else 'ies'}")
+    removed = manager.empty_trash(older_than)
+    message(f"purged {removed} trash entr{'y' if removed == 1 else 'ies'}")
 
 
 @app.command()
 @guarded
 def restore(
-    context: str = typer.Argument(..., help="The context to bring back."),
-    step: str = typer.Argument(None, help="Only this step of the context."),
+    context: str = typer.Argument(..., help="The cleared context to bring back."),
+    step: str = typer.Argument(None, help="Only this removed step of the context."),
+    message_text: str = MessageOption,
+    if_revision: int = IfRevisionOption,
 ) -> None:
-    """Bring back the latest deleted version of a context or of one step."""
-    entry = open_manager().store.restore(context, step)
+    """Bring back a cleared context's last steps, or one removed step: a new revision."""
+    result = open_manager().restore(context, step, message=message_text, if_revision=if_revision)
     what = f"step '{step}' of context '{context}'" if step else f"context '{context}'"
-    message(f"restored {what} (deleted {entry.as_dict()['deleted_at']})")
+    count = sum(1 for v in result.outcomes.values() if v == "created")
+    message(f"restored {what} ({count} steps, revision {result.revision})")

@@ -1,0 +1,126 @@
+"""The storage primitives every backend provides; all policy lives above them (``core``).
+
+A backend stores three kinds of things, addressed by keys made only of validated
+names joined with ``/`` (``<context>/specs/<step>/<hash>.yaml``,
+``<context>/revisions/<n>.json``):
+
+- **immutable objects**, written once (``create``: put-if-absent) and never changed;
+- **one head per context**, the only mutable thing, moved by compare-and-swap
+  against the version (an ETag) read before: a writer that lost a race learns it;
+- **derived caches** (``read_cache``/``write_cache``), best effort, never the truth.
+
+A backend with a real lock (files) may also serialise writers of a context with
+``writer_lock``; a backend without one (S3) relies on compare-and-swap alone.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Hashable, Iterator
+
+MAX_HEAD_BYTES = 64 * 1024 * 1024
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+MAX_CACHE_BYTES = 64 * 1024 * 1024
+MAX_MARKER_BYTES = 64 * 1024
+
+
+class Backend(abc.ABC):
+    """Where a store's bytes live."""
+
+    location: str
+
+    # -- immutable objects ---------------------------------------------------------------
+    @abc.abstractmethod
+    def read_object(self, key: str, limit: int) -> bytes | None:
+        """The object's bytes, or None when there is none (StoreError when over ``limit``)."""
+
+    @abc.abstractmethod
+    def create_object(self, key: str, data: bytes) -> bool:
+        """Write an object unless one exists; True when this call wrote it."""
+
+    @abc.abstractmethod
+    def delete_object(self, key: str) -> bool:
+        """Delete an object (purge and repair only); True when it was there."""
+
+    def where(self, key: str) -> str:
+        """Where an object is, for messages (a path or a URL)."""
+        return f"{self.location}/{key}"
+
+    def remove_leftover(self, key: str) -> bool:
+        """Delete what ``list_objects`` listed and doctor found no use for (temporary files too)."""
+        return self.delete_object(key)
+
+    @abc.abstractmethod
+    def list_objects(self, prefix: str) -> list[str]:
+        """Keys of the objects under ``prefix/`` (the caller validates each one it uses)."""
+
+    @abc.abstractmethod
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete everything under ``prefix/`` (a purged context)."""
+
+    # -- heads -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def read_head(self, context: str, limit: int) -> tuple[bytes, str] | None:
+        """The context's head and its version (an ETag), or None when it has none."""
+
+    @abc.abstractmethod
+    def swap_head(self, context: str, data: bytes | None, expected: str | None) -> bool:
+        """Replace the head if its version is still ``expected`` (None: there is no head).
+
+        ``data`` None deletes the head. False, with nothing changed, when it moved.
+        """
+
+    @abc.abstractmethod
+    def head_token(self, context: str) -> Hashable:
+        """A cheap value that changes whenever the head changes (None when there is none).
+
+        It is the hot path of every registry read, so it must cost about one syscall.
+        """
+
+    @abc.abstractmethod
+    def list_heads(self) -> list[str]:
+        """Names of the contexts that have a head (the caller validates them)."""
+
+    # -- derived data ------------------------------------------------------------------
+    def read_cache(self, name: str, limit: int) -> bytes | None:
+        """A cache file written by ``write_cache``; None when absent or unusable."""
+        return None
+
+    def write_cache(self, name: str, data: bytes) -> None:  # noqa: B027 (optional)
+        """Best effort: a cache that cannot be written is simply not used."""
+
+    # -- coordination ------------------------------------------------------------------
+    def writer_lock(self, context: str) -> contextlib.AbstractContextManager[None]:
+        """Serialise writers of a context where the backend can (default: no lock)."""
+        return contextlib.nullcontext()
+
+    def store_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Serialise store-wide maintenance (format upgrade) where the backend can."""
+        return contextlib.nullcontext()
+
+    # -- the store as a whole ----------------------------------------------------------
+    @abc.abstractmethod
+    def read_marker(self) -> bytes | None:
+        """The store's format marker (JSON), None for a new, empty store."""
+
+    @abc.abstractmethod
+    def write_marker(self, data: bytes) -> None:
+        """Replace the format marker (when a store is first written, or upgraded)."""
+
+    def exists(self) -> bool:
+        """Whether anything of a store is here (reads never create one)."""
+        return True
+
+    def describe(self) -> dict[str, object]:
+        """Backend-specific facts for ``regman info``."""
+        return {}
+
+    def warnings(self) -> list[str]:
+        """Conditions a user should know about (e.g. a store folder others may write)."""
+        return []
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Around one write: backends may prepare (e.g. create folders) here."""
+        yield

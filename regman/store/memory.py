@@ -1,0 +1,86 @@
+"""A backend that lives and dies with the process (``RegistryManager(":memory:")``)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Hashable
+
+from regman.errors import StoreError
+from regman.store.backend import Backend
+
+MEMORY = ":memory:"
+
+
+class MemoryBackend(Backend):
+    """Dictionaries behind one lock; compare-and-swap is exact, as on every backend."""
+
+    def __init__(self) -> None:
+        self.location = MEMORY
+        self._lock = threading.Lock()
+        self._objects: dict[str, bytes] = {}
+        self._heads: dict[str, tuple[bytes, str]] = {}
+        self._caches: dict[str, bytes] = {}
+        self.marker_bytes: bytes | None = None
+
+    def read_object(self, key: str, limit: int) -> bytes | None:
+        data = self._objects.get(key)
+        if data is not None and len(data) > limit:
+            raise StoreError(f"object {key} is over {limit} bytes")
+        return data
+
+    def create_object(self, key: str, data: bytes) -> bool:
+        with self._lock:
+            if key in self._objects:
+                return False
+            self._objects[key] = bytes(data)
+            return True
+
+    def delete_object(self, key: str) -> bool:
+        with self._lock:
+            return self._objects.pop(key, None) is not None
+
+    def list_objects(self, prefix: str) -> list[str]:
+        start = prefix + "/"
+        with self._lock:
+            return sorted(k for k in self._objects if k.startswith(start))
+
+    def delete_prefix(self, prefix: str) -> None:
+        start = prefix + "/"
+        with self._lock:
+            for key in [k for k in self._objects if k.startswith(start)]:
+                del self._objects[key]
+
+    def read_head(self, context: str, limit: int) -> tuple[bytes, str] | None:
+        return self._heads.get(context)
+
+    def swap_head(self, context: str, data: bytes | None, expected: str | None) -> bool:
+        with self._lock:
+            current = self._heads.get(context)
+            if (current[1] if current else None) != expected:
+                return False
+            if data is None:
+                self._heads.pop(context, None)
+            else:
+                self._heads[context] = (bytes(data), hashlib.sha256(data).hexdigest())
+            return True
+
+    def head_token(self, context: str) -> Hashable:
+        head = self._heads.get(context)
+        return None if head is None else head[1]
+
+    def list_heads(self) -> list[str]:
+        with self._lock:
+            return list(self._heads)
+
+    def read_cache(self, name: str, limit: int) -> bytes | None:
+        return self._caches.get(name)
+
+    def write_cache(self, name: str, data: bytes) -> None:
+        self._caches[name] = data
+
+    def read_marker(self) -> bytes | None:
+        return self.marker_bytes
+
+    def write_marker(self, data: bytes) -> None:
+        self.marker_bytes = data
