@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 from pathlib import Path
@@ -71,8 +72,13 @@ def test_global_manager_functions(isolated_store: Path) -> None:
     pipeline_registry.register_specification("preprocessing", preprocess_spec)
     pipeline_registry.register_specification("training", training_spec)
     assert list_contexts() == ["my_pipeline"]
-    # the global manager writes to $REGMAN_HOME (the autouse fixture's temporary folder)
-    assert (isolated_store / "contexts" / "my_pipeline" / "specs" / "training.yaml").exists()
+    # the global manager writes to $REGMAN_HOME (the autouse fixture's temporary folder); a person
+    # finds a step's current spec as plain YAML through the context's head
+    context_dir = isolated_store / "contexts" / "my_pipeline"
+    head = json.loads((context_dir / "head.json").read_text())
+    digest = head["steps"]["training"]["spec"]
+    stored = (context_dir / "specs" / "training" / f"{digest}.yaml").read_text()
+    assert "step_type: XGBoostTraining" in stored
 
 
 def test_context_statistics(manager: RegistryManager) -> None:
