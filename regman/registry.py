@@ -69,11 +69,14 @@ class SpecificationRegistry:
         return self._pinned
 
     def __repr__(self) -> str:
+        # cheap and never raising (a debugger calls it): the step count comes from the
+        # context's head, no spec is parsed
         at = "" if self._pinned is None else f", revision={self._pinned}"
-        return (
-            f"SpecificationRegistry(context_name={self._context!r}, "
-            f"store={self._store.location!r}{at})"
-        )
+        try:
+            steps: object = len(self._store.step_names(self._context, self._pinned))
+        except Exception:  # noqa: BLE001 - a damaged or missing store still gets a repr
+            steps = "?"
+        return f"SpecificationRegistry(context={self._context!r}, steps={steps}{at})"
 
     # -- freshness ---------------------------------------------------------------------
     def _specs(self) -> dict[str, tuple[Hashable, StepSpecification]]:

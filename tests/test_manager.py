@@ -313,3 +313,17 @@ def test_import_touches_no_disk(tmp_path: Path) -> None:
     )
     assert out.stdout.strip() == "True"
     assert not home.exists()
+
+
+def test_reprs_show_counts_for_a_debugger(manager: RegistryManager, store_path: Path) -> None:
+    registry = manager.get_registry("training")
+    assert registry is not None
+    registry.register_specification("train", training_spec)
+    registry.register_specification("prep", preprocess_spec)
+    manager.get_registry("dev")
+    assert repr(registry) == "SpecificationRegistry(context='training', steps=2)"
+    assert repr(registry.at(2)) == "SpecificationRegistry(context='training', steps=1, revision=2)"
+    assert repr(manager) == f"RegistryManager(contexts=2, store={str(store_path)!r})"
+    # a damaged head does not break the repr
+    (store_path / "contexts" / "training" / "head.json").write_text("{")
+    assert repr(registry) == "SpecificationRegistry(context='training', steps=?)"
