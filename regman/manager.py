@@ -44,7 +44,7 @@ class RegistryManager:
         try:
             contexts: object = len(self.list_contexts())
             where: object = self.store.location
-        except Exception:  # noqa: BLE001 - an unreadable store still gets a repr
+        except Exception:  # an unreadable store still gets a repr
             contexts, where = "?", self._store_arg or "<default>"
         return f"RegistryManager(contexts={contexts}, store={str(where)!r})"
 

@@ -74,7 +74,7 @@ class SpecificationRegistry:
         at = "" if self._pinned is None else f", revision={self._pinned}"
         try:
             steps: object = len(self._store.step_names(self._context, self._pinned))
-        except Exception:  # noqa: BLE001 - a damaged or missing store still gets a repr
+        except Exception:  # a damaged or missing store still gets a repr
             steps = "?"
         return f"SpecificationRegistry(context={self._context!r}, steps={steps}{at})"
 
