@@ -116,8 +116,8 @@ class SpecificationRegistry:
         ``_HANDOFF_SECONDS``, so ``get_registry(c).get_specification(s)`` costs one stat,
         not two; any later read checks afresh.
         """
-        token = self._store.token(self._context)
-        if token is None or not self._store.context_exists(self._context):
+        token = self._store.live_token(self._context)
+        if token is None:
             return False
         self._handoff = (token, time.monotonic())
         return True

@@ -253,6 +253,20 @@ class Store:
         """Live contexts (cleared ones keep their history but are not listed)."""
         return sorted(n for n, s in self._summaries().items() if not s["cleared"])
 
+    def live_token(self, context: str) -> Hashable:
+        """The context's token if it is live now, else None: one stat when its head is cached."""
+        token = self.backend.head_token(context)
+        if token is None:
+            return None
+        cached = self._heads.get(context)
+        if cached is None or cached[0] != token:
+            if self.head(context) is None:
+                return None
+            cached = self._heads.get(context)
+            if cached is None:
+                return None
+        return None if cached[1].cleared else cached[0]
+
     def context_exists(self, context: str) -> bool:
         if not is_valid_name(context):
             return False
