@@ -81,3 +81,7 @@ def snapshot(root: Path, *, include_locks: bool = False) -> dict[str, bytes | No
         for f in files:
             tree[os.path.join(rel, f)] = Path(folder, f).read_bytes()
     return tree
+
+
+# The S3 test server and backends (tests/s3server.py): session-scoped, on loopback.
+from tests.s3server import s3_backend, s3_env, s3_server  # noqa: E402, F401

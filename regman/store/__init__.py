@@ -22,13 +22,14 @@ __all__ = [
     "CommitResult",
     "FileStore",
     "MemoryStore",
+    "S3Store",
     "Store",
     "TrashEntry",
     "default_store_path",
     "open_store",
 ]
 
-KNOWN_SCHEMES: tuple[str, ...] = ("file",)  # URL schemes with a backend (s3 comes next)
+KNOWN_SCHEMES: tuple[str, ...] = ("file", "s3")  # URL schemes with a backend
 
 
 def default_store_path() -> str:
@@ -59,8 +60,24 @@ class FileStore(Store):
         self.root = backend.root
 
 
+class S3Store(Store):
+    """A store under a prefix of an S3 bucket, shared by everyone who can reach it.
+
+    ``options`` go to the backend (``client``, ``cache_dir``, ``head_ttl``,
+    ``leftover_grace``); the S3 client library is imported only here.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        from regman.store.s3 import S3Backend
+
+        backend = S3Backend(url, **options)
+        super().__init__(backend)
+        self.bucket, self.prefix = backend.bucket, backend.prefix
+
+
 def open_store(location: str | os.PathLike[str] | Store | None = None, **options: Any) -> Store:
-    """None -> the default store; ``":memory:"`` -> in memory; a path -> a folder store.
+    """None -> the default store; ``":memory:"`` -> in memory; ``s3://BUCKET/PREFIX`` -> a
+    shared store in S3; a path -> a folder store.
 
     A URL whose scheme regman has no backend for is refused rather than taken for
     a folder name (``s3://bucket`` must never become a folder called ``s3:``).
@@ -75,8 +92,10 @@ def open_store(location: str | os.PathLike[str] | Store | None = None, **options
         if scheme not in KNOWN_SCHEMES:
             raise InvalidInputError(
                 f"unknown store location '{where}': regman has no backend for '{scheme}://'",
-                hint="give a folder path, or ':memory:'",
+                hint="give a folder path, ':memory:' or s3://BUCKET/PREFIX",
             )
+        if scheme == "s3":
+            return S3Store(where, **options)
     if where.startswith("file://"):
         where = where[len("file://") :]
     return FileStore(where, **options)
