@@ -54,7 +54,9 @@ def _global_options(
 ) -> None:
     if store is not None and not store.strip():
         raise typer.BadParameter("--store needs a folder path", param_hint="--store")
-    settings.store = os.path.abspath(os.path.expanduser(store)) if store else None
+    if store and "://" not in store:  # a URL (s3://) is the store's to parse, not a path
+        store = os.path.abspath(os.path.expanduser(store))
+    settings.store = store or None
     settings.debug = debug
 
 
