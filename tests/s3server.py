@@ -149,7 +149,9 @@ def _wait_until_ready(server: S3Server) -> None:
             last = e
             time.sleep(0.3)
     del botocore
-    raise RuntimeError(f"the S3 server did not start in {START_TIMEOUT:g} s: {last}; {_tail(server)}")
+    raise RuntimeError(
+        f"the S3 server did not start in {START_TIMEOUT:g} s: {last}; {_tail(server)}"
+    )
 
 
 def _tail(server: S3Server) -> str:

@@ -381,11 +381,10 @@ class S3Backend(Backend):
 
     def read_head(self, context: str, limit: int) -> tuple[bytes, str] | None:
         state = self._heads.get(context)
-        if state is not None and self._fresh(state) and state.etag is not None:
-            if state.data is None:
-                cached = self.cache.get(self._head_key(context), limit)
-                if cached is not None and cached[0] == state.etag:
-                    state.data = cached[1]
+        if state is not None and self._fresh(state) and state.etag and state.data is None:
+            cached = self.cache.get(self._head_key(context), limit)  # ETag known from a LIST
+            if cached is not None and cached[0] == state.etag:
+                state.data = cached[1]
         if state is None or not self._fresh(state) or (state.etag and state.data is None):
             state = self._fetch_head(context, limit)
         if state.etag is None or state.data is None:
@@ -568,7 +567,9 @@ def _hint_for(code: str, operation: str, backend: S3Backend | None) -> str | Non
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
         return "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
     if code == "NoSuchBucket":
-        return f"create it (aws s3 mb {where}) or check the name, AWS_REGION and AWS_ENDPOINT_URL_S3"
+        return (
+            f"create it (aws s3 mb {where}) or check the name, AWS_REGION and AWS_ENDPOINT_URL_S3"
+        )
     if code in ("SlowDown", "503", "ServiceUnavailable", "RequestLimitExceeded"):
         return "S3 asks clients to slow down; try again later, or raise AWS_MAX_ATTEMPTS"
     if code in ("NotImplemented", "501"):
@@ -619,9 +620,7 @@ def _store_error(
         }.get(code)
         status = _status(e)
         if what is None:
-            what = f"S3 refused {operation} on {where}: {code}" + (
-                f" ({status})" if status else ""
-            )
+            what = f"S3 refused {operation} on {where}: {code}" + (f" ({status})" if status else "")
             if message:
                 what += f" {message}"
         return StoreError(what, hint=_hint_for(code, operation, backend))
