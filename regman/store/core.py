@@ -483,14 +483,17 @@ class Store:
         if message is not None and len(message) > 4096:
             raise InvalidInputError("a message may have at most 4096 characters")
         self.check_format(writing=True)
+        # a backend without a lock (S3) lets every writer race: more tries, longer waits
+        attempts = getattr(self.backend, "commit_attempts", COMMIT_ATTEMPTS)
+        longest = getattr(self.backend, "commit_backoff", 0.2)
         with self.backend.writer_lock(context):
-            for attempt in range(COMMIT_ATTEMPTS):
+            for attempt in range(attempts):
                 result = self._try_commit(context, command, decide, message, if_revision)
                 if result is not None:
                     return result
-                time.sleep(min(0.2, 0.005 * 2**attempt) * (0.5 + random.random()))
+                time.sleep(min(longest, 0.005 * 2**attempt) * (0.5 + random.random()))
         raise StoreError(
-            f"context '{context}' was changed by other writers {COMMIT_ATTEMPTS} times while "
+            f"context '{context}' was changed by other writers {attempts} times while "
             "this change was being made",
             hint="try again",
         )

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from regman.errors import InvalidInputError, StoreError
-from regman.store.backend import MAX_MARKER_BYTES, Backend
+from regman.store.backend import MAX_HEAD_BYTES, MAX_MARKER_BYTES, Backend
 
 MARKER = "regman-store.json"
 DEFAULT_HEAD_TTL = 1.0
@@ -151,6 +151,11 @@ class S3Backend(Backend):
     """A store under a prefix of an S3 bucket (or of any server speaking S3)."""
 
     serialises_writers = False  # no lock: a failed commit keeps what it wrote (maybe shared)
+    # Every writer of a context races for its head, with no lock to queue them: losers
+    # back off exponentially up to 1 s (with jitter) so a crowd spreads out instead of
+    # colliding again; 64 tries are about a minute of losing before a writer gives up.
+    commit_attempts = 64
+    commit_backoff = 1.0
 
     def __init__(
         self,
@@ -404,7 +409,7 @@ class S3Backend(Backend):
         except _Answer:
             # Lost, or our own request landed and its answer was lost (botocore retried
             # it): the head now holding exactly our bytes means the swap happened.
-            state = self._fetch_head(context, len(data) + 1)
+            state = self._fetch_head(context, MAX_HEAD_BYTES)  # the next attempt reads it here
             return state.data == data
         etag = str(answer.get("ETag", ""))
         if etag:
@@ -425,8 +430,6 @@ class S3Backend(Backend):
     def head_token(self, context: str) -> Hashable:
         state = self._heads.get(context)
         if not self._fresh(state):
-            from regman.store.backend import MAX_HEAD_BYTES
-
             state = self._fetch_head(context, MAX_HEAD_BYTES)
         assert state is not None
         return state.etag
