@@ -53,6 +53,7 @@ DEFAULT_HEAD_TTL = 1.0
 DEFAULT_LEFTOVER_GRACE = 3600.0  # doctor removes only unreferenced objects older than this
 _LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 _MISSING = ("NoSuchKey", "404", "NotFound")
+_CONFLICT_RETRIES = 6
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -288,13 +289,23 @@ class S3Backend(Backend):
 
     def create_object(self, key: str, data: bytes) -> bool:
         full = self._object_key(key)
-        try:
-            self._call("put_object", full, Body=data, IfNoneMatch="*")
-        except _Answer as e:
-            if e.code in _LOST_RACE:
-                return False  # there already (perhaps our own retried request)
-            raise StoreError(f"S3 answered {e.code} to a write of s3://{self.bucket}/{full}") from e
-        return True
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                self._call("put_object", full, Body=data, IfNoneMatch="*")
+            except _Answer as e:
+                if e.code in ("PreconditionFailed", "412"):
+                    return False  # there already (perhaps our own retried request)
+                if e.code in ("ConditionalRequestConflict", "409"):
+                    # another write of this key is in flight and may still fail: it is
+                    # not there yet, so ask again rather than take it for written
+                    time.sleep(0.01 * 2**attempt)
+                    continue
+                raise StoreError(f"S3 answered {e.code} to a write of {self.where(key)}") from e
+            return True
+        raise StoreError(
+            f"S3 kept answering 409 ConditionalRequestConflict to a write of {self.where(key)}",
+            hint="another writer is writing the same object; try again",
+        )
 
     def delete_object(self, key: str) -> bool:
         full = self._object_key(key)
