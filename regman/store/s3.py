@@ -513,6 +513,10 @@ class S3Backend(Backend):
 
 
 # -- the client and its errors ----------------------------------------------------------------
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
 def _make_client() -> Any:
     try:
         import botocore.config  # type: ignore[import-untyped]
@@ -522,7 +526,15 @@ def _make_client() -> Any:
             "an s3:// store needs the S3 client library, which is not installed",
             hint="pip install 'regman-steps[s3]'",
         ) from e
+    global _LOADER
+    # A new session per client, so credentials and configuration are read afresh, but one
+    # loader: it parses botocore's S3 model (about 150 ms) once per process.
     session = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _LOADER)
     model = session.get_service_model("s3")
     if "IfMatch" not in model.operation_model("PutObject").input_shape.members:
         raise StoreError(

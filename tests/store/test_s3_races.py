@@ -61,8 +61,17 @@ def run_writers(
     start = time.time() + 4.0  # every process is up and connected before anyone writes
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, url, str(tmp_path / f"cache-{w}"), str(w),
-             str(count), str(start), mode],
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                url,
+                str(tmp_path / f"cache-{w}"),
+                str(w),
+                str(count),
+                str(start),
+                mode,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
