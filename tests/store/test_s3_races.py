@@ -59,26 +59,18 @@ def run_writers(
 ) -> list[list[list[object]]]:
     env = {**os.environ, **server.env(), "PYTHONPATH": str(ROOT)}
     start = time.time() + 4.0  # every process is up and connected before anyone writes
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                WRITER,
-                url,
-                str(tmp_path / f"cache-{w}"),
-                str(w),
-                str(count),
-                str(start),
-                mode,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )  # fmt: skip
-        for w in range(writers)
-    ]
+    procs = []
+    for w in range(writers):
+        args = [url, str(tmp_path / f"cache-{w}"), str(w), str(count), str(start), mode]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WRITER, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
     outputs = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
@@ -114,7 +106,7 @@ def test_no_replace_race_has_exactly_one_winner(s3_env: S3Server, tmp_path: Path
     url = s3_env.url()
     first, second = run_writers(s3_env, url, tmp_path, 2, 20, "no-replace")
     store = S3Store(url, cache_dir=str(tmp_path / "check"))
-    for (step, a), (_, b) in zip(first, second):
+    for (step, a), (_, b) in zip(first, second, strict=True):
         assert sorted([a, b]) == ["created", "refused"], (step, a, b)
         winner = "W0" if a == "created" else "W1"
         assert store.load_spec("contested", str(step)).step_type == winner
