@@ -213,3 +213,28 @@ def test_a_server_without_conditional_writes_is_named(s3_env: S3Server, tmp_path
     with pytest.raises(StoreError) as error:
         store.put_spec("ctx", "new", make_spec("Changed"))
     assert "conditional writes" in str(error.value)
+
+
+def test_doctor_removes_what_a_killed_writer_left_once_it_is_old(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    """Killed just before its head moved: its spec object is unreferenced. A young one may
+    belong to a write still in flight, so repair leaves it until it is older than the grace."""
+    from regman.store.doctor import check_store
+
+    url = prepare(s3_env, tmp_path, "killed")
+    with pytest.raises(StoreError):
+        register_with(Faults("drop", 0, sticky=True, only_heads=True), url, str(tmp_path / "k"))
+    assert state_of(url, str(tmp_path / "check")) == OLD
+
+    young = check_store(S3Store(url, cache_dir=str(tmp_path / "d1")), repair=True)
+    leftovers = [i for i in young.items if "no revision refers to" in i.problem]
+    assert len(leftovers) == 1 and not leftovers[0].repaired
+    assert "/specs/new/" in leftovers[0].path
+
+    old = S3Store(url, cache_dir=str(tmp_path / "d2"), leftover_grace=0)
+    repaired = check_store(old, repair=True)
+    assert [i.repaired for i in repaired.items] == [True]
+    assert check_store(S3Store(url, cache_dir=str(tmp_path / "d3")), repair=False).healthy
+    S3Store(url, cache_dir=str(tmp_path / "next")).put_spec("ctx", "new", make_spec("Changed"))
+    assert state_of(url, str(tmp_path / "final")) == NEW
