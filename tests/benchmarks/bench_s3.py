@@ -94,7 +94,7 @@ def main() -> None:
             (
                 "register",
                 lambda s: run(s, "register", "bench", f"s{next(counter)}", str(specs[0])),
-            ),  # fmt: skip
+            ),
             ("show", lambda s: run(s, "show", "training", "training")),
             ("contexts list", lambda s: run(s, "contexts", "list")),
             ("stats", lambda s: run(s, "stats")),
