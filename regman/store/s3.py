@@ -433,9 +433,19 @@ class S3Backend(Backend):
         if expected is None:
             return self._fetch_head(context, 1 << 30).etag is None
         try:
-            self._call("delete_object", full, IfMatch=expected)
-        except _Answer:
-            return False
+            self.client.delete_object(Bucket=self.bucket, Key=full, IfMatch=expected)
+        except Exception as e:
+            code = _code(e)
+            if code in _LOST_RACE or code in _MISSING:
+                return False
+            if code not in ("NotImplemented", "501"):
+                self._raise(e, "delete_object", full)
+            # A server without conditional deletes: only a purge deletes a head, and it
+            # made the head a tombstone first, which every writer refuses to build on.
+            if self._fetch_head(context, MAX_HEAD_BYTES).etag != expected:
+                return False
+            self._call("delete_object", full)
+        self._heads.pop(context, None)
         self.cache.drop(full)
         return True
 

@@ -238,3 +238,22 @@ def test_doctor_removes_what_a_killed_writer_left_once_it_is_old(
     assert check_store(S3Store(url, cache_dir=str(tmp_path / "d3")), repair=False).healthy
     S3Store(url, cache_dir=str(tmp_path / "next")).put_spec("ctx", "new", make_spec("Changed"))
     assert state_of(url, str(tmp_path / "final")) == NEW
+
+
+def test_purge_works_on_a_server_without_conditional_deletes(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    def refuse(request: Any, **_: Any) -> Any:
+        if request.method == "DELETE" and request.headers.get("If-Match"):
+            body = b"<Error><Code>NotImplemented</Code><Message>If-Match</Message></Error>"
+            return AWSResponse(request.url, 501, {}, _Raw(body))
+        return None
+
+    url = prepare(s3_env, tmp_path, "purge")
+    store = S3Store(url, cache_dir=str(tmp_path / "purge"))
+    store.backend.client.meta.events.register_first("before-send.s3", refuse)  # type: ignore[attr-defined]
+    assert store.purge_context("ctx") is True
+    fresh = S3Store(url, cache_dir=str(tmp_path / "check"))
+    assert fresh.revision("ctx") == 0 and fresh.backend.list_objects("ctx") == []
