@@ -282,3 +282,20 @@ def test_s3_client_is_imported_only_for_an_s3_store(tmp_path: Path) -> None:
 def test_backend_is_an_s3_backend(s3_backend: S3BackendFactory) -> None:
     b = s3_backend()
     assert isinstance(b, S3Backend) and b.serialises_writers is False
+
+
+def test_clear_restore_and_purge_through_the_cli(s3_env: S3Server) -> None:
+    url = s3_env.url()
+    cli("--store", url, "register", "prod", "train", str(TRAINING / "training.step.yaml"))
+    cli("--store", url, "clear", "prod", "--yes")
+    assert json.loads(cli("--store", url, "contexts", "list", "--json").stdout) == []
+    trash = json.loads(cli("--store", url, "trash", "list", "--json").stdout)
+    assert [(t["kind"], t["context"]) for t in trash] == [("context", "prod")]
+    cli("--store", url, "restore", "prod")
+    listed = json.loads(cli("--store", url, "contexts", "list", "--json").stdout)
+    assert [(c["name"], c["revision"], c["step_count"]) for c in listed] == [("prod", 3, 1)]
+    cli("--store", url, "clear", "prod", "--purge", "--yes")
+    assert json.loads(cli("--store", url, "contexts", "list", "--json").stdout) == []
+    cli("--store", url, "history", "prod", code=1)
+    fresh = S3Backend(url, cache_dir=None)
+    assert fresh.list_objects("prod") == [] and fresh.list_heads() == []
