@@ -27,11 +27,17 @@ and spec objects (named by their hash) are never downloaded twice. Listing conte
 is one LIST of ``heads/`` (it carries every head's ETag) plus the shared statistics
 cache: a fixed number of requests for 1,000 contexts, not one per context.
 
-The client is botocore (what boto3 is built on): standard AWS configuration
-(environment, ``AWS_PROFILE``, shared files, instance roles, ``AWS_ENDPOINT_URL_S3``),
-status codes and error codes for every failure, and request hooks used to count
-requests and, in tests, to inject faults. It is imported only when an ``s3://``
-store is opened.
+The client is botocore (what boto3 is built on), chosen by measurement against boto3 and
+obstore on the loopback SeaweedFS server (2 shared cores): import plus client creation
+botocore 300-430 ms, boto3 370-620 ms, obstore 20-95 ms; GET 1.8-2.1 ms with botocore,
+0.7-1.4 ms with obstore; put-if-absent 2.7-3.3 ms and 1.2-3.4 ms. obstore is faster to
+start, but it reads no ``AWS_PROFILE``, shared config files or SSO without boto3 anyway,
+has no conditional delete, and reports 409 and 412 alike behind its own exception types;
+botocore gives the standard AWS configuration (environment, ``AWS_PROFILE``, shared files,
+instance roles, ``AWS_ENDPOINT_URL_S3``), every status and error code (so each failure gets
+its hint), standard retries, and request hooks (counting requests; injecting faults in
+tests). Its start-up is paid only when an ``s3://`` store is opened, where round trips
+dominate anyway; boto3 would add only its wrapper.
 """
 
 from __future__ import annotations
