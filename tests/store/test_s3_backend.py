@@ -299,3 +299,31 @@ def test_clear_restore_and_purge_through_the_cli(s3_env: S3Server) -> None:
     cli("--store", url, "history", "prod", code=1)
     fresh = S3Backend(url, cache_dir=None)
     assert fresh.list_objects("prod") == [] and fresh.list_heads() == []
+
+
+def test_a_change_made_elsewhere_shows_once_the_ttl_passed(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    import time
+
+    url = s3_env.url()
+    writer = S3Store(url, cache_dir=str(tmp_path / "w"))
+    writer.put_spec("ctx", "train", make_spec("Before"))
+    reader = S3Store(url, cache_dir=str(tmp_path / "r"), head_ttl=1.5)
+    registry = regman.RegistryManager(reader).get_registry("ctx")
+    assert registry.require_spec("train").step_type == "Before"
+    writer.put_spec("ctx", "train", make_spec("After"))
+    assert registry.require_spec("train").step_type == "Before"  # within the TTL: no request
+    time.sleep(1.6)
+    assert registry.require_spec("train").step_type == "After"
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_head_ttl_from_the_environment_is_checked(
+    s3_env: S3Server, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("REGMAN_S3_HEAD_TTL", value)
+    with pytest.raises(regman.RegmanError, match="REGMAN_S3_HEAD_TTL"):
+        S3Store(s3_env.url())
+    monkeypatch.setenv("REGMAN_S3_HEAD_TTL", "2.5")
+    assert S3Store(s3_env.url()).backend.head_ttl == 2.5  # type: ignore[attr-defined]
