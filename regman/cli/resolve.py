@@ -42,8 +42,13 @@ ThresholdOption = typer.Option(
 
 
 def _registry(context: str) -> SpecificationRegistry:
-    """CONTEXT, or CONTEXT@N for how it wired at revision N."""
+    """CONTEXT, or CONTEXT@N for how it wired at revision N.
+
+    A damaged stored spec fails the command (naming the file and 'regman doctor')
+    rather than being left out of the wiring, which would then be silently incomplete.
+    """
     registry: SpecificationRegistry = open_registry(context)
+    registry.require_all_readable()
     return registry
 
 
