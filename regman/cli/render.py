@@ -108,6 +108,13 @@ def bad_input(message: str, hint: str | None = None) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 step``, ``2 steps``; nouns ending in y take ``ies`` (``entry`` -> ``entries``)."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
+
+
 def message(text: str) -> None:
     typer.echo(text, err=True)
 
@@ -128,7 +135,7 @@ def confirm(prompt: str, *, yes: bool) -> bool:
         return True
     if not stdin_is_terminal():
         raise RefusedError(
-            "refusing to delete without confirmation: stdin is not a terminal",
+            "refusing to go ahead without confirmation: stdin is not a terminal",
             hint="pass --yes",
         )
     return typer.confirm(prompt, default=False, err=True)

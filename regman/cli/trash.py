@@ -13,6 +13,7 @@ from regman.cli.render import (
     guarded,
     message,
     open_manager,
+    plural,
     print_json,
     print_table,
     short_time,
@@ -84,4 +85,4 @@ def restore(
     result = open_manager().restore(context, step, message=message_text, if_revision=if_revision)
     what = f"step '{step}' of context '{context}'" if step else f"context '{context}'"
     count = sum(1 for v in result.outcomes.values() if v == "created")
-    message(f"restored {what} ({count} steps, revision {result.revision})")
+    message(f"restored {what} ({plural(count, 'step')}, revision {result.revision})")
