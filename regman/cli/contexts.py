@@ -46,7 +46,9 @@ def list_contexts(as_json: bool = JsonOption) -> None:
 @contexts_app.command("show")
 @guarded
 def show_context(
-    context: str = typer.Argument(..., help="The context to show, or CONTEXT@N."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", help="The context to show, or CONTEXT@N."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Show the steps of one context: types, dependencies and outputs (and its revision)."""
@@ -88,7 +90,7 @@ def show_context(
 @contexts_app.command("create")
 @guarded
 def create_context(
-    context: str = typer.Argument(..., help="The context to create."),
+    context: str = typer.Argument(..., metavar="CONTEXT", help="The context to create."),
     message_text: str = MessageOption,
 ) -> None:
     """Create an empty context (nothing happens if it exists)."""
@@ -99,9 +101,9 @@ def create_context(
 @app.command()
 @guarded
 def diff(
-    left: str = typer.Argument(..., help="The first context (e.g. dev, or dev@3)."),
-    right: str = typer.Argument(..., help="The second context (e.g. production)."),
-    steps: list[str] = typer.Argument(None, metavar="[STEP]...", help="Only these steps."),
+    left: str = typer.Argument(..., metavar="LEFT", help="The first context (e.g. dev, or dev@3)."),
+    right: str = typer.Argument(..., metavar="RIGHT", help="The second context (e.g. production)."),
+    steps: list[str] = typer.Argument(None, metavar="STEP", help="Only these steps."),
     as_json: bool = JsonOption,
 ) -> None:
     """Compare two contexts: steps only in one, and every field that differs.

@@ -22,8 +22,8 @@ from regman.cli.render import (
 @app.command()
 @guarded
 def history(
-    context: str = typer.Argument(..., help="The context (cleared ones too)."),
-    step: str = typer.Argument(None, help="Only revisions that changed this step."),
+    context: str = typer.Argument(..., metavar="CONTEXT", help="The context (cleared ones too)."),
+    step: str = typer.Argument(None, metavar="STEP", help="Only revisions that changed this step."),
     limit: int = typer.Option(
         None, "--limit", "-n", metavar="N", min=1, help="Only the newest N revisions."
     ),
@@ -68,8 +68,8 @@ def _changes_text(changes: dict[str, str], purged: list[str]) -> str:
 @app.command()
 @guarded
 def rollback(
-    context: str = typer.Argument(..., help="The context to roll back."),
-    steps: list[str] = typer.Argument(None, metavar="[STEP]...", help="Only these steps."),
+    context: str = typer.Argument(..., metavar="CONTEXT", help="The context to roll back."),
+    steps: list[str] = typer.Argument(None, metavar="STEP", help="Only these steps."),
     to: int = typer.Option(..., "--to", metavar="N", min=1, help="The revision to go back to."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     message_text: str = MessageOption,

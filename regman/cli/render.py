@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERNAL = 70  # a bug: an exception that is not a RegmanError
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process killed by SIGINT
+EXIT_BROKEN_PIPE = 141  # stdout closed early, as shells report a process killed by SIGPIPE
+MAX_ERROR_CHARS = 400  # an error line longer than this is cut and says how much was left out
 
 
 @dataclass
@@ -61,18 +64,58 @@ def error_line(error: RegmanError) -> str:
     return f"error: {error.message}"
 
 
+def cap(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """One line of at most about ``limit`` characters: never tens of thousands."""
+    text = " ".join(text.splitlines()) if "\n" in text else text
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}... ({len(text) - limit + 40} more characters)"
+
+
 def report_error(error: RegmanError) -> None:
     if debug_enabled():
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-    typer.echo(error_line(error), err=True)
+    typer.echo(cap(error_line(error)), err=True)
     if error.hint:
-        typer.echo(f"hint: {error.hint}", err=True)
+        typer.echo(cap(f"hint: {error.hint}"), err=True)
 
 
 # typer ships its own copy of click (0.26+): reach its base exception through typer.
-_ClickException: type[Exception] = next(
+ClickException: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )
+
+
+def report_usage_error(error: Exception) -> int:
+    """A usage error in the README's form: ``error: <what>`` and ``hint: usage: ...``."""
+    ctx = getattr(error, "ctx", None)
+    code = int(getattr(error, "exit_code", EXIT_BAD_INPUT))
+    if type(error).__name__ == "NoArgsIsHelpError":  # a bare 'regman contexts': its help
+        typer.echo(ctx.get_help() if ctx is not None else str(error), err=True)
+        return code
+    format_message = getattr(error, "format_message", None)
+    text = str(format_message() if callable(format_message) else error)
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    typer.echo(cap(f"error: {text}"), err=True)
+    if ctx is not None:
+        usage = " ".join(ctx.get_usage().split())
+        usage = usage[len("Usage: ") :] if usage.startswith("Usage: ") else usage
+        typer.echo(cap(f"hint: usage: {usage}; see '{ctx.command_path} --help'"), err=True)
+    return code
+
+
+def quiet_broken_pipe() -> int:
+    """stdout was closed by its reader: stop quietly, as git and coreutils do.
+
+    Later writes (Python flushes stdout on exit) go to /dev/null instead of raising.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (CliRunner)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def guarded(func: F) -> F:
@@ -86,10 +129,11 @@ def guarded(func: F) -> F:
             report_error(e)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, _ClickException):
-            raise  # typer's own exits and usage errors keep their usual form
+            raise typer.Exit(EXIT_INTERRUPTED) from None  # quietly, like git
+        except BrokenPipeError:
+            raise typer.Exit(quiet_broken_pipe()) from None
+        except (typer.Exit, typer.Abort, ClickException):
+            raise  # exits, and usage errors that the root command formats
         except Exception as e:
             if debug_enabled():
                 raise
@@ -102,9 +146,9 @@ def guarded(func: F) -> F:
 
 def bad_input(message: str, hint: str | None = None) -> typer.Exit:
     """For errors found by the CLI itself (not by the library)."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(cap(f"error: {message}"), err=True)
     if hint:
-        typer.echo(f"hint: {hint}", err=True)
+        typer.echo(cap(f"hint: {hint}"), err=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -138,7 +182,14 @@ def confirm(prompt: str, *, yes: bool) -> bool:
             "refusing to go ahead without confirmation: stdin is not a terminal",
             hint="pass --yes",
         )
-    return typer.confirm(prompt, default=False, err=True)
+    # Not typer.confirm: it turns Ctrl-C into "Aborted!" and exit 1. Here Ctrl-C reaches
+    # the error boundary (exit 130, quietly) and end of input means no.
+    sys.stderr.write(f"{prompt} [y/N]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def stdin_is_terminal() -> bool:

@@ -55,9 +55,9 @@ def _registry(context: str) -> SpecificationRegistry:
 @app.command()
 @guarded
 def resolve(
-    context: str = typer.Argument(..., help="The context whose steps to wire."),
+    context: str = typer.Argument(..., metavar="CONTEXT", help="The context whose steps to wire."),
     steps: list[str] = typer.Argument(
-        None, metavar="[STEP]...", help="Steps to wire among themselves (default: all)."
+        None, metavar="STEP", help="Steps to wire among themselves (default: all)."
     ),
     output_format: Format = typer.Option(
         Format.table, "--format", "-f", help="table, tree, mermaid (Markdown) or dot (Graphviz)."
@@ -108,9 +108,11 @@ def resolve(
 @app.command()
 @guarded
 def explain(
-    context: str = typer.Argument(..., help="The context."),
-    step: str = typer.Argument(..., help="The consuming step."),
-    dependency: str = typer.Argument(..., help="One of its dependencies (logical name)."),
+    context: str = typer.Argument(..., metavar="CONTEXT", help="The context."),
+    step: str = typer.Argument(..., metavar="STEP", help="The consuming step."),
+    dependency: str = typer.Argument(
+        ..., metavar="DEPENDENCY", help="One of its dependencies (logical name)."
+    ),
     as_json: bool = JsonOption,
     limit: int = typer.Option(20, "--limit", min=1, help="Show at most this many candidates."),
     threshold: float = ThresholdOption,

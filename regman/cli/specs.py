@@ -39,8 +39,10 @@ def _read_spec(path: str):  # type: ignore[no-untyped-def]
 @app.command()
 @guarded
 def register(
-    context: str = typer.Argument(..., help="Context to register into (created if missing)."),
-    step: str = typer.Argument(..., help="Step name within the context."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", help="Context to register into (created if missing)."
+    ),
+    step: str = typer.Argument(..., metavar="STEP", help="Step name within the context."),
     spec_file: str = typer.Argument(..., metavar="SPEC", help="Spec file, or - for stdin."),
     no_replace: bool = typer.Option(
         False, "--no-replace", help="Refuse to overwrite an existing, different spec (exit 1)."
@@ -105,8 +107,10 @@ def _say_created(manager: Any, context: str, dry_run: bool) -> None:
 @app.command()
 @guarded
 def show(
-    context: str = typer.Argument(..., help="The context, or CONTEXT@N for revision N."),
-    step: str = typer.Argument(..., help="The step."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", help="The context, or CONTEXT@N for revision N."
+    ),
+    step: str = typer.Argument(..., metavar="STEP", help="The step."),
     revision: int = typer.Option(
         None, "--revision", "-r", metavar="N", min=1, help="As it was at revision N."
     ),
@@ -124,8 +128,8 @@ def show(
 @app.command()
 @guarded
 def remove(
-    context: str = typer.Argument(..., help="The context."),
-    step: str = typer.Argument(..., help="The step to unregister."),
+    context: str = typer.Argument(..., metavar="CONTEXT", help="The context."),
+    step: str = typer.Argument(..., metavar="STEP", help="The step to unregister."),
     purge: bool = typer.Option(
         False, "--purge", help="Also delete every stored version of the step, for good."
     ),
@@ -220,7 +224,9 @@ def spec_paths(sources: list[str]) -> list[str]:
 @app.command("import")
 @guarded
 def import_specs(
-    context: str = typer.Argument(..., help="Context to register into (created if missing)."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", help="Context to register into (created if missing)."
+    ),
     sources: list[str] = typer.Argument(
         ...,
         metavar="SPEC...",
@@ -305,7 +311,9 @@ def import_specs(
 @app.command()
 @guarded
 def export(
-    context: str = typer.Argument(..., help="The context to export, or CONTEXT@N."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", help="The context to export, or CONTEXT@N."
+    ),
     directory: str = typer.Argument(..., metavar="DIR", help="Folder to write into."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:

@@ -28,7 +28,7 @@ _COUNTS = tuple(k for k in STAT_KEYS if k.endswith("_count") and not k.startswit
 @guarded
 def stats(
     contexts: list[str] = typer.Argument(
-        None, metavar="[CONTEXT]...", help="Contexts to show (default: all)."
+        None, metavar="CONTEXT", help="Contexts to show (default: all)."
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -76,7 +76,7 @@ def stats(
 @app.command()
 @guarded
 def clear(
-    context: str = typer.Argument(None, help="The context to clear."),
+    context: str = typer.Argument(None, metavar="CONTEXT", help="The context to clear."),
     all_contexts: bool = typer.Option(False, "--all", help="Clear every context."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     purge: bool = typer.Option(

@@ -76,8 +76,10 @@ def empty_trash(
 @app.command()
 @guarded
 def restore(
-    context: str = typer.Argument(..., help="The cleared context to bring back."),
-    step: str = typer.Argument(None, help="Only this removed step of the context."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", help="The cleared context to bring back."
+    ),
+    step: str = typer.Argument(None, metavar="STEP", help="Only this removed step of the context."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
 ) -> None:
