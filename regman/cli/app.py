@@ -69,7 +69,7 @@ def _conventional_usage_name(self: Any) -> str:
 
 
 if hasattr(TyperArgument, "_usage_display_name"):  # typer >= 0.29; older ones need nothing
-    TyperArgument._usage_display_name = _conventional_usage_name
+    setattr(TyperArgument, "_usage_display_name", _conventional_usage_name)  # noqa: B010
 
 
 class RegmanGroup(TyperGroup):
