@@ -213,6 +213,15 @@ class RegistryManager:
 
         return check_store(self.store, repair=repair)
 
+    @property
+    def location(self) -> str:
+        """Where the store is (a folder path, or ``:memory:``)."""
+        return str(self.store.location)
+
+    def store_exists(self) -> bool:
+        """Whether the store is there at all (reads never create it; the first write does)."""
+        return self.store.backend.exists()
+
     def warnings(self) -> list[str]:
         """Conditions a user should know about (e.g. a store folder others can write)."""
         return self.store.warnings()
@@ -247,6 +256,14 @@ class RegistryManager:
             self.store.delete_context(name)
         with self._lock:
             self._registries.clear()
+
+    def step_types(self, context_name: str) -> list[str]:
+        """The distinct step types of a context now, sorted (read from its head: no YAML)."""
+        validate_name(context_name, "context")
+        head = self.store.head(context_name)
+        if head is None or head.cleared:
+            raise ContextNotFoundError(context_name)
+        return head.step_types()
 
     def get_context_stats(self) -> dict[str, dict[str, Any]]:
         """``{context: {"step_count": n, "step_type_count": m, ...}}`` from the indexes."""

@@ -49,6 +49,7 @@ def history(
             for r in rows
         ],
         justify=["right", "left", "left", "left", "left", "left"],
+        whole=(0, 1),
     )
 
 

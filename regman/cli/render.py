@@ -202,8 +202,15 @@ def print_table(
     *,
     footer: Sequence[Any] | None = None,
     justify: Sequence[str] | None = None,
+    whole: Sequence[int] = (0,),
+    styles: Sequence[str | None] | None = None,
 ) -> None:
     """A table on stdout: rich on a terminal; the same box drawing, plain, on a pipe.
+
+    ``whole``: the columns never cut nor wrapped (names, times): on a terminal too
+    narrow for them, the plain layout is printed (the terminal wraps the lines, but
+    no name ever loses characters). Other columns wrap. ``styles``: one rich style
+    per row, terminal only.
 
     The plain path draws what rich would (its HEAVY_HEAD box) without importing rich,
     which keeps ``regman contexts list | ...`` near the cost of a bare Typer program.
@@ -223,10 +230,19 @@ def print_table(
             for i in range(len(columns))
         ]
     )
-    if sys.stdout.isatty():
-        _rich_table(columns, cells, foot, how)
-    else:
-        print_text(plain_table(columns, cells, foot, how))
+    if sys.stdout.isatty() and _rich_table(columns, cells, foot, how, whole, styles):
+        return
+    print_text(plain_table(columns, cells, foot, how))
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: 2 for CJK, 0 for combining marks."""
+    if text.isascii():
+        return len(text)
+    from wcwidth import wcswidth  # only for non-ASCII text: keeps plain tables cheap
+
+    width = wcswidth(text)
+    return width if width >= 0 else len(text)  # control characters: count them as 1
 
 
 def plain_table(
@@ -236,20 +252,30 @@ def plain_table(
     justify: Sequence[str],
 ) -> str:
     all_rows = [list(columns), *cells, *([list(footer)] if footer is not None else [])]
-    widths = [max(map(len, column)) for column in zip(*all_rows, strict=True)]
+    ascii_only = all(v.isascii() for row in all_rows for v in row)
+    size = len if ascii_only else display_width
+    widths = [max(map(size, column)) for column in zip(*all_rows, strict=True)]
 
     def line(left: str, fill: str, mid: str, right: str) -> str:
         return left + mid.join(fill * (w + 2) for w in widths) + right
 
-    def template(edge: str, aligns: Sequence[str]) -> str:
+    def template(edge: str, aligns: Sequence[str]) -> Callable[..., str]:
+        if not ascii_only:  # str.format pads by code points, not by columns
+            return lambda *row: (
+                f"{edge} "
+                + f" {edge} ".join(
+                    _pad(v, w, a) for v, w, a in zip(row, widths, aligns, strict=True)
+                )
+                + f" {edge}"
+            )
         # One format string per table: rows of 10,000-context stats format in C.
         fields = (f"{{{i}:{a}{w}}}" for i, (w, a) in enumerate(zip(widths, aligns, strict=True)))
-        return f"{edge} " + f" {edge} ".join(fields) + f" {edge}"
+        return (f"{edge} " + f" {edge} ".join(fields) + f" {edge}").format
 
-    body = template("│", ["<" if how == "left" else ">" for how in justify]).format
+    body = template("│", ["<" if how == "left" else ">" for how in justify])
     out = [
         line("┏", "━", "┳", "┓"),
-        template("┃", "<" * len(widths)).format(*columns),
+        template("┃", "<" * len(widths))(*columns),
         line("┡", "━", "╇", "┩"),
     ]
     out += [body(*r) for r in cells]
@@ -259,26 +285,46 @@ def plain_table(
     return "\n".join(out)
 
 
+def _pad(text: str, width: int, align: str) -> str:
+    fill = " " * (width - display_width(text))
+    return fill + text if align == ">" else text + fill
+
+
 def _rich_table(
     columns: Sequence[str],
     cells: Sequence[Sequence[str]],
     footer: Sequence[str] | None,
     justify: Sequence[str],
-) -> None:
+    whole: Sequence[int],
+    styles: Sequence[str | None] | None,
+) -> bool:
+    """Draw with rich; False (nothing drawn) when the ``whole`` columns cannot fit."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    console = Console(highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
+    all_rows = [list(columns), *cells, *([list(footer)] if footer is not None else [])]
+    widths = [max(map(display_width, column)) for column in zip(*all_rows, strict=True)]
+    # whole columns at full width, every other column at least 4 wide, plus borders
+    needed = sum(w if i in whole else min(w, 4) for i, w in enumerate(widths))
+    if needed + 3 * len(columns) + 1 > console.width:
+        return False
     table = Table(show_footer=footer is not None, header_style="bold")
     for i, column in enumerate(columns):
+        keep = i in whole
         table.add_column(
             column,
             justify=justify[i],  # type: ignore[arg-type]
             footer=escape(footer[i]) if footer else "",
+            no_wrap=keep,
+            min_width=widths[i] if keep else None,
+            overflow="fold",
         )
-    for row in cells:
-        table.add_row(*(escape(v) for v in row))
-    Console(highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None).print(table)
+    for n, row in enumerate(cells):
+        table.add_row(*(escape(v) for v in row), style=styles[n] if styles else None)
+    console.print(table)
+    return True
 
 
 def _cell(value: Any) -> str:
@@ -290,10 +336,13 @@ def _cell(value: Any) -> str:
 
 
 def short_time(iso: str | None) -> str:
-    """``2026-11-28T01:23:17.989Z`` -> ``2026-11-28 01:23:17`` for tables."""
+    """``2026-11-28T01:23:17.989Z`` -> ``2026-11-28 01:23:17 UTC`` for tables.
+
+    One convention everywhere a table shows a time: UTC, said so; JSON keeps ISO 8601.
+    """
     if not iso:
         return "-"
-    return iso.replace("T", " ")[:19]
+    return iso.replace("T", " ")[:19] + " UTC"
 
 
 JsonOption = typer.Option(False, "--json", help="Print JSON on stdout instead of a table.")
@@ -332,6 +381,17 @@ def open_registry(ref: str, revision: int | None = None) -> Any:
     if at is not None and revision is not None and at != revision:
         raise InvalidInputError(f"'{ref}' and --revision {revision} disagree")
     return open_manager().get_registry_at(context, at if at is not None else revision)
+
+
+def say_empty_store(manager: RegistryManager) -> None:
+    """On stderr: there is no store here yet (reads never create one), or it is empty."""
+    if manager.store_exists():
+        message("no contexts yet; create one with 'regman register CONTEXT STEP SPEC'")
+    else:
+        message(
+            f"no store at {manager.location} yet (a first 'regman register' creates it); "
+            "see 'regman info' and --store"
+        )
 
 
 def warn_about_store(manager: RegistryManager) -> None:

@@ -7,7 +7,6 @@ the output format, so a script can gate on it; the result is printed either way.
 from __future__ import annotations
 
 import os
-import sys
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,8 @@ from regman.cli.render import (
     guarded,
     message,
     open_registry,
-    plain_table,
     print_json,
+    print_table,
     print_text,
 )
 
@@ -247,30 +246,16 @@ def _resolution_rows(report: ResolutionReport) -> list[tuple[list[str], str]]:
 
 
 def _print_table(report: ResolutionReport) -> None:
-    columns = ["consumer.dependency", "", "provider.output", "score", "notes"]
     rows = _resolution_rows(report)
-    order = "execution order: " + " -> ".join(report.order)
-    if not sys.stdout.isatty():
-        if rows:
-            print_text(
-                plain_table(
-                    columns, [r for r, _ in rows], None, ["left", "left", "left", "right", "left"]
-                )
-            )
-        print_text(order)
-        return
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(header_style="bold")
-    for column in columns:
-        table.add_column(column, justify="right" if column == "score" else "left")
-    for cells, style in rows:
-        table.add_row(*(escape(c) for c in cells), style=style or None)
-    console = _console()
     if rows:
-        console.print(table)
-    console.print(escape(order))
+        print_table(
+            ["consumer.dependency", "", "provider.output", "score", "notes"],
+            [r for r, _ in rows],
+            justify=["left", "left", "left", "right", "left"],
+            whole=(0, 2),
+            styles=[style or None for _, style in rows],
+        )
+    print_text("execution order: " + " -> ".join(report.order))
 
 
 def _print_tree(report: ResolutionReport, registry: SpecificationRegistry) -> None:
@@ -337,24 +322,13 @@ def _print_explanation(explanation: Explanation, limit: int) -> None:
             ]
         )
     if rows:
-        columns = ["#", "candidate", "score", "breakdown", "status", "why", "evidence"]
-        if sys.stdout.isatty():
-            from rich.markup import escape
-            from rich.table import Table
-
-            table = Table(header_style="bold")
-            for column in columns:
-                table.add_column(column, justify="right" if column in ("#", "score") else "left")
-            for row, c in zip(rows, e.candidates, strict=False):
-                style = "green" if c.status == "chosen" else None
-                table.add_row(*(escape(v) for v in row), style=style)
-            _console().print(table)
-        else:
-            print_text(
-                plain_table(
-                    columns, rows, None, ["right", "left", "right", "left", "left", "left", "left"]
-                )
-            )
+        print_table(
+            ["#", "candidate", "score", "breakdown", "status", "why", "evidence"],
+            rows,
+            justify=["right", "left", "right", "left", "left", "left", "left"],
+            whole=(1,),
+            styles=["green" if c.status == "chosen" else None for c in e.candidates[: len(rows)]],
+        )
     hidden = len(e.candidates) - len(rows)
     if hidden > 0:
         message(f"{hidden} more candidate(s); see --limit")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import typer
 
 from regman.cli.app import app
@@ -15,6 +17,7 @@ from regman.cli.render import (
     open_manager,
     print_json,
     print_table,
+    say_empty_store,
     short_time,
     warn_about_store,
 )
@@ -22,6 +25,7 @@ from regman.store import STAT_KEYS
 
 # The table's counter columns: every counter of the index but the required-dependency one.
 _COUNTS = tuple(k for k in STAT_KEYS if k.endswith("_count") and not k.startswith("required"))
+_DISTINCT_TYPES_LIMIT = 1000
 
 
 @app.command()
@@ -36,24 +40,40 @@ def stats(
     from regman.errors import ContextNotFoundError
     from regman.names import validate_name
 
-    all_stats = open_manager().get_context_stats()
+    manager = open_manager()
+    all_stats = manager.get_context_stats()
     if contexts:
         for name in contexts:
             validate_name(name, "context")
             if name not in all_stats:
-                raise ContextNotFoundError(name)
+                close = difflib.get_close_matches(name, list(all_stats), n=1, cutoff=0.75)
+                raise ContextNotFoundError(
+                    name, hint=f"did you mean '{close[0]}'?" if close else None
+                )
         all_stats = {name: all_stats[name] for name in dict.fromkeys(contexts)}
     if as_json:
         print_json(all_stats)
         return
     if not all_stats:
-        message("no contexts yet")
+        say_empty_store(manager)
         return
     rows = [
         [name, *(s[k] for k in _COUNTS), short_time(s["updated_at"])]
         for name, s in all_stats.items()
     ]
-    totals = [f"total ({len(rows)})", *(sum(s[k] for s in all_stats.values()) for k in _COUNTS), ""]
+    totals: list[object] = [
+        f"total ({len(rows)})",
+        *(sum(s[k] for s in all_stats.values()) for k in _COUNTS),
+        "",
+    ]
+    # Step types are counted once however many contexts use them (dev and production
+    # share theirs); above _DISTINCT_TYPES_LIMIT contexts that costs too many reads.
+    types_column = 1 + _COUNTS.index("step_type_count")
+    if len(all_stats) <= _DISTINCT_TYPES_LIMIT:
+        distinct = {t for name in all_stats for t in manager.step_types(name)}
+        totals[types_column] = len(distinct)
+    else:
+        totals[types_column] = "-"
     print_table(
         [
             "context",
@@ -70,6 +90,7 @@ def stats(
         rows,
         footer=totals,
         justify=["left", *["right"] * len(_COUNTS), "left"],
+        whole=(0, len(_COUNTS) + 1),
     )
 
 
@@ -131,4 +152,9 @@ def info(as_json: bool = JsonOption) -> None:
         print_json(data)
         return
     warn_about_store(manager)
-    print_table(["key", "value"], [[k, v] for k, v in data.items()], justify=["left", "left"])
+    print_table(
+        ["key", "value"],
+        [[k, v] for k, v in data.items()],
+        justify=["left", "left"],
+        whole=(0, 1),
+    )

@@ -43,6 +43,7 @@ def list_trash(as_json: bool = JsonOption) -> None:
             [short_time(e["deleted_at"]), e["kind"], e["context"], e["step"], e["revision"]]
             for e in entries
         ],
+        whole=(0, 2, 3),
     )
 
 

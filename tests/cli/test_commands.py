@@ -153,9 +153,15 @@ def test_contexts_list_table_and_json(run: Run) -> None:
     assert rows[1]["step_count"] == 9 and rows[1]["step_type_count"] == 7
 
 
-def test_contexts_list_empty(run: Run) -> None:
+def test_contexts_list_empty(run: Run, isolated_store: Path) -> None:
     assert json.loads(run("contexts", "list", "--json").stdout) == []
-    assert "no contexts" in run("contexts", "list").stderr
+    # reads never create a store, and say when there is none
+    assert f"no store at {isolated_store} yet" in run("contexts", "list").stderr
+    assert "no store at /no/such/folder yet" in run("--store", "/no/such/folder", "stats").stderr
+    assert not isolated_store.exists()
+    run("contexts", "create", "x")
+    run("clear", "x", "--yes")
+    assert "no contexts yet" in run("contexts", "list").stderr
 
 
 def test_contexts_create_is_idempotent(run: Run) -> None:
