@@ -68,8 +68,14 @@ def _conventional_usage_name(self: Any) -> str:
     return name + ("..." if self.nargs != 1 and not name.endswith("...") else "")
 
 
+def _no_type_label(self: Any, ctx: Any) -> str | None:
+    """Argument help reads ``SPEC  Spec file...``, not ``SPEC <str>`` or ``<list[str]>``."""
+    return None
+
+
 if hasattr(TyperArgument, "_usage_display_name"):  # typer >= 0.29; older ones need nothing
     setattr(TyperArgument, "_usage_display_name", _conventional_usage_name)  # noqa: B010
+    setattr(TyperArgument, "display_type_rich", _no_type_label)  # noqa: B010
 
 
 class RegmanGroup(TyperGroup):

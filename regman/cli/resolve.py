@@ -15,6 +15,7 @@ import typer
 from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
+    cap,
     guarded,
     message,
     open_registry,
@@ -97,8 +98,9 @@ def resolve(
             f"{len(missing)} required and {len(report.unresolved_optional)} optional unresolved"
         )
     if missing:
-        names = ", ".join(f"{u.consumer}.{u.dependency}" for u in missing)
-        message(f"error: required dependencies unresolved: {names}")
+        names = ", ".join(f"{u.consumer}.{u.dependency}" for u in missing[:5])
+        more = f" and {len(missing) - 5} more (see --json)" if len(missing) > 5 else ""
+        message(cap(f"error: required dependencies unresolved: {names}{more}"))
         first = missing[0]
         message(f"hint: see 'regman explain {context} {first.consumer} {first.dependency}'")
         raise typer.Exit(1)

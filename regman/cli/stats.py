@@ -15,6 +15,7 @@ from regman.cli.render import (
     guarded,
     message,
     open_manager,
+    plural,
     print_json,
     print_table,
     say_empty_store,
@@ -124,7 +125,7 @@ def clear(
     steps = sum(stats.get(n, {}).get("step_count", 0) for n in names)
     what = f"all {len(names)} contexts" if all_contexts else f"context '{context}'"
     how = "permanently delete (with all history)" if purge else "clear"
-    if not confirm(f"{how} {what} ({steps} steps)?", yes=yes):
+    if not confirm(f"{how} {what} ({plural(steps, 'step')})?", yes=yes):
         raise RefusedError("not confirmed; nothing was removed")
     if all_contexts and if_revision is not None:
         raise typer.BadParameter("--if-revision names one context's revision; not with --all")
@@ -133,7 +134,9 @@ def clear(
         for name in names
         if manager.clear_context(name, purge=purge, message=message_text, if_revision=if_revision)
     ]
-    tail = "" if purge else " (bring back with 'regman restore CONTEXT')"
+    tail = "" if purge else f" (bring back with 'regman restore {removed[0]}')" if removed else ""
+    if not purge and len(removed) > 1:
+        tail = " (bring back each with 'regman restore CONTEXT')"
     message(
         f"{'purged' if purge else 'cleared'} {len(removed)} "
         f"context{'s' if len(removed) != 1 else ''}: {', '.join(removed)}{tail}"
