@@ -12,6 +12,8 @@ from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
     MessageOption,
+    complete_context,
+    complete_step,
     guarded,
     message,
     open_manager,
@@ -53,7 +55,10 @@ def list_contexts(as_json: bool = JsonOption) -> None:
 @guarded
 def show_context(
     context: str = typer.Argument(
-        ..., metavar="CONTEXT", help="The context to show, or CONTEXT@N."
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context to show, or CONTEXT@N.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -97,7 +102,9 @@ def show_context(
 @contexts_app.command("create")
 @guarded
 def create_context(
-    context: str = typer.Argument(..., metavar="CONTEXT", help="The context to create."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context to create."
+    ),
     message_text: str = MessageOption,
 ) -> None:
     """Create an empty context (nothing happens if it exists)."""
@@ -108,9 +115,21 @@ def create_context(
 @app.command()
 @guarded
 def diff(
-    left: str = typer.Argument(..., metavar="LEFT", help="The first context (e.g. dev, or dev@3)."),
-    right: str = typer.Argument(..., metavar="RIGHT", help="The second context (e.g. production)."),
-    steps: list[str] = typer.Argument(None, metavar="STEP", help="Only these steps."),
+    left: str = typer.Argument(
+        ...,
+        metavar="LEFT",
+        autocompletion=complete_context,
+        help="The first context (e.g. dev, or dev@3).",
+    ),
+    right: str = typer.Argument(
+        ...,
+        metavar="RIGHT",
+        autocompletion=complete_context,
+        help="The second context (e.g. production).",
+    ),
+    steps: list[str] = typer.Argument(
+        None, metavar="STEP", autocompletion=complete_step, help="Only these steps."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Compare two contexts: steps only in one, and every field that differs.

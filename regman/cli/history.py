@@ -9,6 +9,8 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    complete_context,
+    complete_step,
     confirm,
     guarded,
     message,
@@ -22,8 +24,18 @@ from regman.cli.render import (
 @app.command()
 @guarded
 def history(
-    context: str = typer.Argument(..., metavar="CONTEXT", help="The context (cleared ones too)."),
-    step: str = typer.Argument(None, metavar="STEP", help="Only revisions that changed this step."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context (cleared ones too).",
+    ),
+    step: str = typer.Argument(
+        None,
+        metavar="STEP",
+        autocompletion=complete_step,
+        help="Only revisions that changed this step.",
+    ),
     limit: int = typer.Option(
         None, "--limit", "-n", metavar="N", min=1, help="Only the newest N revisions."
     ),
@@ -69,8 +81,12 @@ def _changes_text(changes: dict[str, str], purged: list[str]) -> str:
 @app.command()
 @guarded
 def rollback(
-    context: str = typer.Argument(..., metavar="CONTEXT", help="The context to roll back."),
-    steps: list[str] = typer.Argument(None, metavar="STEP", help="Only these steps."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context to roll back."
+    ),
+    steps: list[str] = typer.Argument(
+        None, metavar="STEP", autocompletion=complete_step, help="Only these steps."
+    ),
     to: int = typer.Option(..., "--to", metavar="N", min=1, help="The revision to go back to."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     message_text: str = MessageOption,

@@ -394,6 +394,35 @@ def say_empty_store(manager: RegistryManager) -> None:
         )
 
 
+def _completion_manager(ctx: typer.Context) -> RegistryManager:
+    """The manager a completion reads: the root callback has not run, so ask its params."""
+    from regman.manager import RegistryManager
+
+    store = ctx.find_root().params.get("store")
+    return RegistryManager(os.path.abspath(os.path.expanduser(store)) if store else None)
+
+
+def complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of context names (never raises: a completion must stay quiet)."""
+    try:
+        return [c for c in _completion_manager(ctx).list_contexts() if c.startswith(incomplete)]
+    except Exception:
+        return []
+
+
+def complete_step(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of the step names of the context given before (CONTEXT@N too)."""
+    ref = ctx.params.get("context") or ctx.params.get("left")
+    if not isinstance(ref, str):
+        return []
+    try:
+        name, at = split_ref(ref)
+        registry = _completion_manager(ctx).get_registry_at(name, at)
+        return [s for s in registry.list_step_names() if s.startswith(incomplete)]
+    except Exception:
+        return []
+
+
 def warn_about_store(manager: RegistryManager) -> None:
     """Say on stderr what the store finds worth a warning (e.g. others can write it)."""
     for text in manager.warnings():

@@ -16,6 +16,8 @@ from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
     cap,
+    complete_context,
+    complete_step,
     guarded,
     message,
     open_registry,
@@ -55,9 +57,17 @@ def _registry(context: str) -> SpecificationRegistry:
 @app.command()
 @guarded
 def resolve(
-    context: str = typer.Argument(..., metavar="CONTEXT", help="The context whose steps to wire."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context whose steps to wire.",
+    ),
     steps: list[str] = typer.Argument(
-        None, metavar="STEP", help="Steps to wire among themselves (default: all)."
+        None,
+        metavar="STEP",
+        autocompletion=complete_step,
+        help="Steps to wire among themselves (default: all).",
     ),
     output_format: Format = typer.Option(
         Format.table, "--format", "-f", help="table, tree, mermaid (Markdown) or dot (Graphviz)."
@@ -109,8 +119,12 @@ def resolve(
 @app.command()
 @guarded
 def explain(
-    context: str = typer.Argument(..., metavar="CONTEXT", help="The context."),
-    step: str = typer.Argument(..., metavar="STEP", help="The consuming step."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context."
+    ),
+    step: str = typer.Argument(
+        ..., metavar="STEP", autocompletion=complete_step, help="The consuming step."
+    ),
     dependency: str = typer.Argument(
         ..., metavar="DEPENDENCY", help="One of its dependencies (logical name)."
     ),

@@ -14,6 +14,8 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    complete_context,
+    complete_step,
     confirm,
     error_line,
     guarded,
@@ -40,9 +42,14 @@ def _read_spec(path: str):  # type: ignore[no-untyped-def]
 @guarded
 def register(
     context: str = typer.Argument(
-        ..., metavar="CONTEXT", help="Context to register into (created if missing)."
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="Context to register into (created if missing).",
     ),
-    step: str = typer.Argument(..., metavar="STEP", help="Step name within the context."),
+    step: str = typer.Argument(
+        ..., metavar="STEP", autocompletion=complete_step, help="Step name within the context."
+    ),
     spec_file: str = typer.Argument(..., metavar="SPEC", help="Spec file, or - for stdin."),
     no_replace: bool = typer.Option(
         False, "--no-replace", help="Refuse to overwrite an existing, different spec (exit 1)."
@@ -108,9 +115,12 @@ def _say_created(manager: Any, context: str, dry_run: bool) -> None:
 @guarded
 def show(
     context: str = typer.Argument(
-        ..., metavar="CONTEXT", help="The context, or CONTEXT@N for revision N."
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context, or CONTEXT@N for revision N.",
     ),
-    step: str = typer.Argument(..., metavar="STEP", help="The step."),
+    step: str = typer.Argument(..., metavar="STEP", autocompletion=complete_step, help="The step."),
     revision: int = typer.Option(
         None, "--revision", "-r", metavar="N", min=1, help="As it was at revision N."
     ),
@@ -128,8 +138,12 @@ def show(
 @app.command()
 @guarded
 def remove(
-    context: str = typer.Argument(..., metavar="CONTEXT", help="The context."),
-    step: str = typer.Argument(..., metavar="STEP", help="The step to unregister."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context."
+    ),
+    step: str = typer.Argument(
+        ..., metavar="STEP", autocompletion=complete_step, help="The step to unregister."
+    ),
     purge: bool = typer.Option(
         False, "--purge", help="Also delete every stored version of the step, for good."
     ),
@@ -225,7 +239,10 @@ def spec_paths(sources: list[str]) -> list[str]:
 @guarded
 def import_specs(
     context: str = typer.Argument(
-        ..., metavar="CONTEXT", help="Context to register into (created if missing)."
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="Context to register into (created if missing).",
     ),
     sources: list[str] = typer.Argument(
         ...,
@@ -312,7 +329,10 @@ def import_specs(
 @guarded
 def export(
     context: str = typer.Argument(
-        ..., metavar="CONTEXT", help="The context to export, or CONTEXT@N."
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context to export, or CONTEXT@N.",
     ),
     directory: str = typer.Argument(..., metavar="DIR", help="Folder to write into."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),

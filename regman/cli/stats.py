@@ -11,6 +11,7 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    complete_context,
     confirm,
     guarded,
     message,
@@ -33,7 +34,10 @@ _DISTINCT_TYPES_LIMIT = 1000
 @guarded
 def stats(
     contexts: list[str] = typer.Argument(
-        None, metavar="CONTEXT", help="Contexts to show (default: all)."
+        None,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="Contexts to show (default: all).",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -98,7 +102,9 @@ def stats(
 @app.command()
 @guarded
 def clear(
-    context: str = typer.Argument(None, metavar="CONTEXT", help="The context to clear."),
+    context: str = typer.Argument(
+        None, metavar="CONTEXT", autocompletion=complete_context, help="The context to clear."
+    ),
     all_contexts: bool = typer.Option(False, "--all", help="Clear every context."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     purge: bool = typer.Option(

@@ -9,6 +9,8 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    complete_context,
+    complete_step,
     confirm,
     guarded,
     message,
@@ -78,9 +80,17 @@ def empty_trash(
 @guarded
 def restore(
     context: str = typer.Argument(
-        ..., metavar="CONTEXT", help="The cleared context to bring back."
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The cleared context to bring back.",
     ),
-    step: str = typer.Argument(None, metavar="STEP", help="Only this removed step of the context."),
+    step: str = typer.Argument(
+        None,
+        metavar="STEP",
+        autocompletion=complete_step,
+        help="Only this removed step of the context.",
+    ),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
 ) -> None:

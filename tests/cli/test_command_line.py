@@ -351,3 +351,38 @@ def test_ctrl_c_at_the_prompt_exits_130_quietly(tmp_path: Path) -> None:
     os.close(main)
     assert b"Aborted" not in rest and b"Traceback" not in rest and b"error" not in rest
     assert regman.RegistryManager(home).list_contexts() == ["ctx"]
+
+
+# -- completion of names ------------------------------------------------------------------------
+
+
+def complete(run: Run, words: str) -> list[str]:
+    """What bash completion offers for the last word of ``words``."""
+    result = run.runner.invoke(
+        __import__("regman.cli", fromlist=["app"]).app,
+        [],
+        prog_name="regman",
+        env={
+            "_REGMAN_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+        },
+    )
+    assert result.exit_code == 0, result.output
+    return [line.split(",", 1)[-1] for line in result.stdout.splitlines() if line]
+
+
+def test_completion_of_context_and_step_names(run: Run, tmp_path: Path) -> None:
+    register_examples(run)
+    assert complete(run, "regman contexts show tr") == ["training_pipeline"]
+    assert complete(run, "regman show training_pipeline preprocessing_") == [
+        "preprocessing_calibration",
+        "preprocessing_training",
+    ]
+    assert complete(run, "regman history d") == ["dev"]
+    assert sorted(complete(run, "regman diff dev ")) == ["dev", "production", "training_pipeline"]
+    assert complete(run, "regman show training_pipeline@1 pay") == ["payload"]
+    assert complete(run, "regman show nowhere x") == []  # quietly nothing
+    other = tmp_path / "other"
+    run("--store", str(other), "register", "elsewhere", "s", SPEC)
+    assert complete(run, f"regman --store {other} contexts show e") == ["elsewhere"]
