@@ -166,7 +166,7 @@ def _register_commands() -> None:
     # --help; each module imports the library lazily inside its commands.
     from importlib import import_module
 
-    for name in ("specs", "stats", "contexts", "history", "resolve", "trash", "doctor"):
+    for name in ("specs", "stats", "contexts", "history", "resolve", "trash", "doctor", "schema"):
         import_module(f"regman.cli.{name}")
 
 
