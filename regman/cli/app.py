@@ -168,6 +168,19 @@ def _register_commands() -> None:
 
     for name in ("specs", "stats", "contexts", "history", "resolve", "trash", "doctor", "schema"):
         import_module(f"regman.cli.{name}")
+    from regman.cli.examples import EXAMPLES, epilog
+
+    def attach(typer_app: typer.Typer, prefix: str) -> None:
+        for info in typer_app.registered_commands:
+            name = info.name or (info.callback.__name__ if info.callback else "")
+            path = f"{prefix}{name.replace('_', '-')}"
+            if path in EXAMPLES:
+                info.epilog = epilog(path)
+        for group in typer_app.registered_groups:
+            if group.typer_instance is not None and group.name:
+                attach(group.typer_instance, f"{prefix}{group.name} ")
+
+    attach(app, "")
 
 
 def main() -> None:

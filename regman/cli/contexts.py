@@ -12,6 +12,8 @@ from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
     MessageOption,
+    Output,
+    OutputOption,
     complete_context,
     complete_step,
     guarded,
@@ -20,6 +22,7 @@ from regman.cli.render import (
     open_registry,
     plural,
     print_json,
+    print_names,
     print_table,
     say_empty_store,
     short_time,
@@ -31,12 +34,15 @@ app.add_typer(contexts_app, name="contexts")
 
 @contexts_app.command("list")
 @guarded
-def list_contexts(as_json: bool = JsonOption) -> None:
+def list_contexts(as_json: bool = JsonOption, output: Output = OutputOption) -> None:
     """List every context with its number of steps and step types."""
     manager = open_manager()
     stats = manager.get_context_stats()
     if as_json:
         print_json([{"name": name, **values} for name, values in stats.items()])
+        return
+    if output is Output.name:
+        print_names(list(stats))
         return
     if not stats:
         say_empty_store(manager)
@@ -61,10 +67,14 @@ def show_context(
         help="The context to show, or CONTEXT@N.",
     ),
     as_json: bool = JsonOption,
+    output: Output = OutputOption,
 ) -> None:
     """Show the steps of one context: types, dependencies and outputs (and its revision)."""
     registry = open_registry(context)
     specs = registry.require_all_readable()
+    if output is Output.name and not as_json:
+        print_names(list(specs))
+        return
     if as_json:
         print_json(
             {

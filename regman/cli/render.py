@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -346,6 +347,23 @@ def short_time(iso: str | None) -> str:
 
 
 JsonOption = typer.Option(False, "--json", help="Print JSON on stdout instead of a table.")
+
+
+class Output(str, Enum):
+    table = "table"
+    name = "name"
+
+
+OutputOption = typer.Option(
+    Output.table, "--output", "-o", help="table, or name: only the names, one per line (scripts)."
+)
+
+
+def print_names(names: Sequence[str]) -> None:
+    if names:
+        print_text("\n".join(names))
+
+
 MessageOption = typer.Option(
     None, "--message", "-m", metavar="MSG", help="Say why, in the revision's history."
 )

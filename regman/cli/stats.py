@@ -7,6 +7,7 @@ import difflib
 import typer
 
 from regman.cli.app import app
+from regman.cli.contexts import contexts_app
 from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
@@ -167,3 +168,6 @@ def info(as_json: bool = JsonOption) -> None:
         justify=["left", "left"],
         whole=(0, 1),
     )
+
+
+contexts_app.command("delete")(clear)  # the noun-verb twin of 'regman clear', as kubectl has

@@ -386,3 +386,50 @@ def test_completion_of_context_and_step_names(run: Run, tmp_path: Path) -> None:
     other = tmp_path / "other"
     run("--store", str(other), "register", "elsewhere", "s", SPEC)
     assert complete(run, f"regman --store {other} contexts show e") == ["elsewhere"]
+
+
+# -- help: every command has examples ------------------------------------------------------------
+
+
+def command_paths() -> list[str]:
+    from typer.main import get_command
+
+    from regman.cli import app
+
+    root = get_command(app)
+    paths = []
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        sub = getattr(command, "commands", None)
+        paths += [f"{name} {s}" for s in sub] if sub else [name]
+    return paths
+
+
+@pytest.mark.parametrize("path", command_paths())
+def test_every_command_help_has_examples_of_itself(run: Run, path: str) -> None:
+    from regman.cli.examples import EXAMPLES
+
+    text = run(*path.split(), "--help").stdout
+    assert "Examples:" in text
+    for example in EXAMPLES[path]:
+        assert f"{example} ".startswith(f"regman {path} "), example
+        assert f"    {example}" in text  # printed as written, not rewrapped
+
+
+def test_output_name_lists_only_names(run: Run) -> None:
+    register_examples(run)
+    assert run("contexts", "list", "-o", "name").stdout.split() == [
+        "dev",
+        "production",
+        "training_pipeline",
+    ]
+    steps = run("contexts", "show", "dev", "--output", "name").stdout.split()
+    assert steps == ["data_loading_training", "preprocessing_training", "training"]
+    run("contexts", "list", "-o", "wide", code=2)
+
+
+def test_contexts_delete_is_clear(run: Run) -> None:
+    register_examples(run)
+    run("contexts", "delete", "dev", code=1)  # asks first: no terminal, no --yes
+    assert "regman restore dev" in run("contexts", "delete", "dev", "--yes").stderr
+    assert "dev" not in run("contexts", "list", "-o", "name").stdout.split()
+    run("restore", "dev")
