@@ -205,13 +205,15 @@ def print_table(
     justify: Sequence[str] | None = None,
     whole: Sequence[int] = (0,),
     styles: Sequence[str | None] | None = None,
+    wrap: int | None = None,
 ) -> None:
     """A table on stdout: rich on a terminal; the same box drawing, plain, on a pipe.
 
     ``whole``: the columns never cut nor wrapped (names, times): on a terminal too
     narrow for them, the plain layout is printed (the terminal wraps the lines, but
     no name ever loses characters). Other columns wrap. ``styles``: one rich style
-    per row, terminal only.
+    per row, terminal only. ``wrap``: off a terminal, cells of the other columns are
+    wrapped at this width (a row then takes several lines), for long prose.
 
     The plain path draws what rich would (its HEAVY_HEAD box) without importing rich,
     which keeps ``regman contexts list | ...`` near the cost of a bare Typer program.
@@ -233,7 +235,26 @@ def print_table(
     )
     if sys.stdout.isatty() and _rich_table(columns, cells, foot, how, whole, styles):
         return
+    if wrap is not None:
+        cells = wrapped_rows(cells, wrap, whole)
     print_text(plain_table(columns, cells, foot, how))
+
+
+def wrapped_rows(
+    cells: Sequence[Sequence[str]], width: int, whole: Sequence[int]
+) -> list[list[str]]:
+    """Rows whose long cells (outside ``whole``) continue on the following lines."""
+    import textwrap
+
+    out: list[list[str]] = []
+    for row in cells:
+        pieces = [
+            [v] if i in whole or len(v) <= width else textwrap.wrap(v, width) or [""]
+            for i, v in enumerate(row)
+        ]
+        height = max(len(p) for p in pieces)
+        out += [[p[n] if n < len(p) else "" for p in pieces] for n in range(height)]
+    return out
 
 
 def display_width(text: str) -> int:

@@ -344,6 +344,7 @@ def _print_explanation(explanation: Explanation, limit: int) -> None:
             justify=["right", "left", "right", "left", "left", "left", "left"],
             whole=(1,),
             styles=["green" if c.status == "chosen" else None for c in e.candidates[: len(rows)]],
+            wrap=40,
         )
     hidden = len(e.candidates) - len(rows)
     if hidden > 0:

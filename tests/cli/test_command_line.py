@@ -433,3 +433,14 @@ def test_contexts_delete_is_clear(run: Run) -> None:
     assert "regman restore dev" in run("contexts", "delete", "dev", "--yes").stderr
     assert "dev" not in run("contexts", "list", "-o", "name").stdout.split()
     run("restore", "dev")
+
+
+def test_explain_wraps_its_prose_off_a_terminal(run: Run) -> None:
+    register_examples(run)
+    result = run("explain", "training_pipeline", "training", "input_path")
+    assert "preprocessing_training.processed_data" in result.stdout  # whole, never cut
+    assert max(display_width(line) for line in result.stdout.splitlines()) <= 220
+    data = json.loads(
+        run("explain", "training_pipeline", "training", "input_path", "--json").stdout
+    )
+    assert data["candidates"]  # the data, unwrapped, is in --json
