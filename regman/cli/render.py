@@ -438,7 +438,9 @@ def _completion_manager(ctx: typer.Context) -> RegistryManager:
     from regman.manager import RegistryManager
 
     store = ctx.find_root().params.get("store")
-    return RegistryManager(os.path.abspath(os.path.expanduser(store)) if store else None)
+    if store and "://" not in store:
+        store = os.path.abspath(os.path.expanduser(store))
+    return RegistryManager(store or None)
 
 
 def complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
