@@ -14,6 +14,7 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    cap,
     complete_context,
     complete_step,
     confirm,
@@ -166,40 +167,48 @@ def remove(
 
 
 @app.command()
+@guarded
 def validate(
     spec_files: list[Path] = typer.Argument(..., metavar="SPEC.yaml...", help="Files to check."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout."),
 ) -> None:
-    """Validate spec files without touching any store; reports every invalid file."""
-    from regman.specfile import load_spec_file
+    """Validate spec files without touching any store: every problem of every file."""
+    from regman.specfile import load_spec_file, spec_file_problems
 
-    results = []
+    results: list[dict[str, Any]] = []
     for path in spec_files:
         try:
             spec = load_spec_file(path)
-            results.append(
+        except SpecError as first:
+            problems = spec_file_problems(path)
+            details = [
                 {
-                    "file": str(path),
-                    "valid": True,
-                    "step_type": spec.step_type,
-                    "node_type": spec.node_type.value,
-                }
-            )
-        except SpecError as e:
-            results.append(
-                {
-                    "file": str(path),
-                    "valid": False,
                     "error": error_line(e)[7:],
                     "line": e.line,
                     "column": e.column,
                     "field": e.field,
+                    "hint": e.hint,
                 }
+                for e in [first, *problems]
+            ]
+            # error/line/column/field: the problem 'register' would report; then every one
+            results.append(
+                {"file": str(path), "valid": False, **details[0], "problems": details[1:]}
             )
             if not as_json:
-                typer.echo(error_line(e), err=True)
-                if e.hint:
-                    typer.echo(f"hint: {e.hint}", err=True)
+                for e in problems:
+                    typer.echo(cap(error_line(e)), err=True)
+                    if e.hint:
+                        typer.echo(cap(f"hint: {e.hint}"), err=True)
+            continue
+        results.append(
+            {
+                "file": str(path),
+                "valid": True,
+                "step_type": spec.step_type,
+                "node_type": spec.node_type.value,
+            }
+        )
     invalid = sum(1 for r in results if not r["valid"])
     if as_json:
         print_json(results)

@@ -444,3 +444,53 @@ def test_explain_wraps_its_prose_off_a_terminal(run: Run) -> None:
         run("explain", "training_pipeline", "training", "input_path", "--json").stdout
     )
     assert data["candidates"]  # the data, unwrapped, is in --json
+
+
+# -- validate: every problem of a file ------------------------------------------------------------
+
+MANY_PROBLEMS = """\
+step_type: X
+node_type: internal
+spec:
+  dependencies:
+    a:
+      typ: training_data
+      colour: red
+    b:
+      type: nonsense
+  outputs:
+    o:
+      type: model_artifacts
+      property_path: properties.X
+      alias: [y]
+  extra_key: 1
+"""
+
+
+def test_validate_reports_every_problem_of_a_file(run: Run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.step.yaml"
+    bad.write_text(MANY_PROBLEMS)
+    result = run("validate", str(bad), SPEC, code=2)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert [e.rsplit(":", 2)[-2:] for e in errors] == [
+        ["6", "7)"],
+        ["7", "7)"],
+        ["9", "13)"],
+        ["14", "7)"],
+        ["15", "3)"],
+    ]
+    assert "hint: did you mean 'type'?" in result.stderr
+    assert "hint: did you mean 'aliases'?" in result.stderr
+    assert "1 valid, 1 invalid" in result.stderr
+    (doc, ok) = json.loads(run("validate", str(bad), SPEC, "--json", code=2).stdout)
+    assert ok["valid"] is True and doc["valid"] is False
+    assert [p["field"] for p in doc["problems"]] == [
+        "spec.dependencies.a.typ",
+        "spec.dependencies.a.colour",
+        "spec.dependencies.b.type",
+        "spec.outputs.o.alias",
+        "spec.extra_key",
+    ]
+    # register still stops at its first problem; validate's JSON names it at top level
+    first = run("register", "ctx", "s", str(bad), code=2).stderr.splitlines()[0]
+    assert first == errors[-1] and (doc["line"], doc["column"]) == (15, 3)
