@@ -328,8 +328,13 @@ def _rich_table(
     console = Console(highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
     all_rows = [list(columns), *cells, *([list(footer)] if footer is not None else [])]
     widths = [max(map(display_width, column)) for column in zip(*all_rows, strict=True)]
-    # whole columns at full width, every other column at least 4 wide, plus borders
-    needed = sum(w if i in whole else min(w, 4) for i, w in enumerate(widths))
+    # whole columns at full width, every other one as wide as its longest word (so rich
+    # wraps at spaces and never splits a step name inside a sentence), plus borders
+    words = [
+        max((display_width(word) for v in column for word in v.split()), default=0)
+        for column in zip(*all_rows, strict=True)
+    ]
+    needed = sum(w if i in whole else words[i] for i, w in enumerate(widths))
     if needed + 3 * len(columns) + 1 > console.width:
         return False
     table = Table(show_footer=footer is not None, header_style="bold")
