@@ -120,6 +120,8 @@ def clear(
 
     if (context is not None) == all_contexts:
         raise typer.BadParameter("give a CONTEXT or --all, not both or neither")
+    if all_contexts and if_revision is not None:
+        raise typer.BadParameter("--if-revision names one context's revision; not with --all")
     manager = open_manager()
     names = manager.list_contexts() if all_contexts else [validate_name(context, "context")]
     cleared_but_purgeable = purge and not all_contexts and manager.revision(context) > 0
@@ -134,8 +136,6 @@ def clear(
     how = "permanently delete (with all history)" if purge else "clear"
     if not confirm(f"{how} {what} ({plural(steps, 'step')})?", yes=yes):
         raise RefusedError("not confirmed; nothing was removed")
-    if all_contexts and if_revision is not None:
-        raise typer.BadParameter("--if-revision names one context's revision; not with --all")
     removed = [
         name
         for name in names

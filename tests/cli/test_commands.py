@@ -236,6 +236,8 @@ def test_clear_all_and_restore(run: Run) -> None:
     assert json.loads(run("stats", "--json").stdout)["dev"]["step_count"] == 3
     run("clear", code=2)  # neither a context nor --all
     run("clear", "dev", "--all", "--yes", code=2)
+    result = run("clear", "--all", "--if-revision", "1", code=2)  # refused before asking
+    assert "not with --all" in result.stderr and "[y/N]" not in result.stderr
 
 
 def test_clear_purge_skips_trash(run: Run) -> None:
