@@ -494,3 +494,20 @@ def test_validate_reports_every_problem_of_a_file(run: Run, tmp_path: Path) -> N
     # register still stops at its first problem; validate's JSON names it at top level
     first = run("register", "ctx", "s", str(bad), code=2).stderr.splitlines()[0]
     assert first == errors[-1] and (doc["line"], doc["column"]) == (15, 3)
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [
+        (["contexts", "list", "--store", "X"], ["--store", "X", "contexts", "list"]),
+        (["--store", "X", "stats"], ["--store", "X", "stats"]),
+        (["show", "c", "s", "--debug"], ["--debug", "show", "c", "s"]),
+        (["show", "c", "s", "--store=X"], ["--store=X", "show", "c", "s"]),
+        (["register", "--", "c", "--debug", "f"], ["register", "--", "c", "--debug", "f"]),
+        (["--debug", "stats"], ["--debug", "stats"]),
+    ],
+)
+def test_hoisting_global_options(given: list[str], parsed: list[str]) -> None:
+    from regman.cli.app import hoist_global_options
+
+    assert hoist_global_options(given) == parsed
