@@ -123,6 +123,9 @@ def test_context_at_revision_everywhere_a_context_is_read(
     # resolve
     wiring = json.loads(run("resolve", "ctx@1", "--json", code=None).stdout)
     assert wiring["order"] == ["training"]
+    # explain
+    why = json.loads(run("explain", "ctx@3", "training", "DATA", "--json").stdout)
+    assert why["step"] == "training"
 
 
 @pytest.mark.parametrize(
