@@ -40,8 +40,13 @@ class RegistryManager:
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        where = self._store.location if self._store else (self._store_arg or "<default>")
-        return f"RegistryManager(contexts={len(self._registries)}, store={str(where)!r})"
+        # cheap and never raising (a debugger calls it): one listing of the store's heads
+        try:
+            contexts: object = len(self.list_contexts())
+            where: object = self.store.location
+        except Exception:  # an unreadable store still gets a repr
+            contexts, where = "?", self._store_arg or "<default>"
+        return f"RegistryManager(contexts={contexts}, store={str(where)!r})"
 
     @property
     def store(self) -> Store:

@@ -15,8 +15,15 @@ import time
 from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from regman.errors import InvalidInputError, NotFoundError, SpecError, StoreError
-from regman.names import validate_name
+from regman.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidNameError,
+    NotFoundError,
+    SpecError,
+    StoreError,
+)
+from regman.names import find_case_clash, validate_name
 from regman.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -62,11 +69,14 @@ class SpecificationRegistry:
         return self._pinned
 
     def __repr__(self) -> str:
+        # cheap and never raising (a debugger calls it): the step count comes from the
+        # context's head, no spec is parsed
         at = "" if self._pinned is None else f", revision={self._pinned}"
-        return (
-            f"SpecificationRegistry(context_name={self._context!r}, "
-            f"store={self._store.location!r}{at})"
-        )
+        try:
+            steps: object = len(self._store.step_names(self._context, self._pinned))
+        except Exception:  # a damaged or missing store still gets a repr
+            steps = "?"
+        return f"SpecificationRegistry(context={self._context!r}, steps={steps}{at})"
 
     # -- freshness ---------------------------------------------------------------------
     def _specs(self) -> dict[str, tuple[Hashable, StepSpecification]]:
@@ -106,8 +116,8 @@ class SpecificationRegistry:
         ``_HANDOFF_SECONDS``, so ``get_registry(c).get_specification(s)`` costs one stat,
         not two; any later read checks afresh.
         """
-        token = self._store.token(self._context)
-        if token is None or not self._store.context_exists(self._context):
+        token = self._store.live_token(self._context)
+        if token is None:
             return False
         self._handoff = (token, time.monotonic())
         return True
@@ -151,9 +161,7 @@ class SpecificationRegistry:
         validate_name(step_name, "step")
         spec = coerce_specification(specification, source=f"<{step_name}>")
         if self._batch is not None:
-            outcome = self._store.put_specs(
-                self._context, {**self._batch, step_name: spec}, replace=replace, dry_run=True
-            ).outcomes[step_name]
+            outcome = self._stage(self._batch, step_name, spec, replace)
             self._batch[step_name] = spec
             return outcome
         return self._store.put_spec(
@@ -166,6 +174,38 @@ class SpecificationRegistry:
         )
 
     register = register_specification
+
+    def _stage(
+        self,
+        batch: dict[str, StepSpecification | None],
+        step_name: str,
+        spec: StepSpecification,
+        replace: bool,
+    ) -> str:
+        """The outcome of a register inside a batch, against the head plus the batch so far.
+
+        Checked one step at a time (the head is cached), so a batch of n is O(n).
+        """
+        earlier = batch.get(step_name)
+        if earlier is None:  # not in the batch yet, or removed by it: compare with the head
+            clash = find_case_clash(step_name, [s for s, v in batch.items() if v is not None])
+            if clash:
+                raise InvalidNameError(
+                    f"step '{step_name}' differs only in case from step '{clash}' "
+                    f"in this batch for context '{self._context}'",
+                    hint=f"use '{clash}'",
+                )
+            return self._store.put_specs(
+                self._context, {step_name: spec}, replace=replace, dry_run=True
+            ).outcomes[step_name]
+        if earlier == spec:
+            return "unchanged"
+        if not replace:
+            raise ConflictError(
+                f"step '{step_name}' is already in this batch with another spec",
+                hint="drop replace=False to overwrite it",
+            )
+        return "updated"
 
     def remove_specification(
         self,

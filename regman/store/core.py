@@ -162,7 +162,8 @@ class Store:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.location = backend.location
-        self._heads: dict[str, tuple[Hashable, Head]] = {}
+        # context -> (token, head, etag or None): a head is parsed once per change
+        self._heads: dict[str, tuple[Hashable, Head, str | None]] = {}
         self._records: dict[tuple[str, int], Record] = {}
         self._format_checked = False
         self._lock = threading.Lock()
@@ -215,8 +216,20 @@ class Store:
         found = self._read_head(context)
         if found is None:
             return None
-        self._heads[context] = (token, found[0])
+        self._heads[context] = (token, found[0], found[1])
         return found[0]
+
+    def _head_for_commit(self, context: str) -> tuple[Head, str] | None:
+        """The head and its ETag, from the cache when unchanged (the swap re-checks it)."""
+        cached = self._heads.get(context)
+        if cached is not None and cached[2] is not None:
+            token = self.backend.head_token(context)
+            if token is not None and cached[0] == token:
+                return cached[1], cached[2]
+        found = self._read_head(context)
+        if found is not None:
+            self._heads[context] = (self.backend.head_token(context), found[0], found[1])
+        return found
 
     def _live_head(self, context: str) -> Head:
         validate_name(context, "context")
@@ -239,6 +252,20 @@ class Store:
     def list_contexts(self) -> list[str]:
         """Live contexts (cleared ones keep their history but are not listed)."""
         return sorted(n for n, s in self._summaries().items() if not s["cleared"])
+
+    def live_token(self, context: str) -> Hashable:
+        """The context's token if it is live now, else None: one stat when its head is cached."""
+        token = self.backend.head_token(context)
+        if token is None:
+            return None
+        cached = self._heads.get(context)
+        if cached is None or cached[0] != token:
+            if self.head(context) is None:
+                return None
+            cached = self._heads.get(context)
+            if cached is None:
+                return None
+        return None if cached[1].cleared else cached[0]
 
     def context_exists(self, context: str) -> bool:
         if not is_valid_name(context):
@@ -476,7 +503,7 @@ class Store:
         message: str | None,
         if_revision: int | None,
     ) -> CommitResult | None:
-        current = self._read_head(context)
+        current = self._head_for_commit(context)
         head, etag = current if current else (None, None)
         at = head.revision if head else 0
         if if_revision is not None and at != if_revision:
@@ -497,9 +524,7 @@ class Store:
             return CommitResult(context, at, False, plan.outcomes)
         if head is not None:  # the record of the previous revision, before it leaves the head
             self.backend.create_object(record_key(context, at), head.last.to_json())
-        written = [
-            key for key, data in plan.objects.items() if self.backend.create_object(key, data)
-        ]
+        written = self._create_objects(plan.objects)
         try:
             new = self._next_head(context, head, plan, changes, cleared, command, message)
             data = new.to_json()
@@ -510,9 +535,46 @@ class Store:
             self._forget(written)
             raise
         if not swapped:
+            self._heads.pop(context, None)  # re-read it on the next attempt
             return None  # lost a race: the objects may be shared with the winner, keep them
+        if getattr(self.backend, "serialises_writers", False):
+            # nobody else moves the head while we hold the writer lock: its token now is
+            # ours, and the next write need not parse back what we just wrote
+            etag = self.backend.etag_of(data)
+            self._heads[context] = (self.backend.head_token(context), new, etag)
         self._after_commit(context, new, plan.purge)
         return CommitResult(context, new.revision, True, plan.outcomes, new.last)
+
+    def _create_objects(self, objects: Mapping[str, bytes]) -> list[str]:
+        """Write a change's new objects; the keys actually written (not already there).
+
+        Many objects go through a few threads: each write waits on its own fsync (or
+        request), and those waits overlap. On any failure the ones written are taken
+        back and the first error is raised.
+        """
+        if len(objects) <= 4:
+            written: list[str] = []
+            try:
+                for key, data in objects.items():
+                    if self.backend.create_object(key, data):
+                        written.append(key)
+            except BaseException:
+                self._forget(written)
+                raise
+            return written
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = {
+                key: pool.submit(self.backend.create_object, key, data)
+                for key, data in objects.items()
+            }
+        written = [key for key, f in futures.items() if f.exception() is None and f.result()]
+        errors = [e for f in futures.values() if (e := f.exception()) is not None]
+        if errors:
+            self._forget(written)
+            raise errors[0]
+        return written
 
     def _forget(self, keys: list[str]) -> None:
         """Take back objects written for a change that failed (only under a lock)."""
@@ -609,8 +671,7 @@ class Store:
 
         if dry_run:
             validate_name(context, "context")
-            current = self._read_head(context) if self.backend.exists() else None
-            head = current[0] if current else None
+            head = self.head(context) if self.backend.exists() else None
             at = head.revision if head else 0
             if if_revision is not None and at != if_revision:
                 raise RevisionConflictError(context, at, if_revision)

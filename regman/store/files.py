@@ -128,6 +128,9 @@ class FileBackend(Backend):
             self.folder.write(["contexts", context, HEAD], data, mtime_ns=mtime)
             return True
 
+    def etag_of(self, data: bytes) -> str | None:
+        return hashlib.sha256(data).hexdigest()
+
     def head_token(self, context: str) -> Hashable:
         try:
             st = os.stat(self._head_paths.get(context) or self.head_path(context))

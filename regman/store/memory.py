@@ -65,6 +65,9 @@ class MemoryBackend(Backend):
                 self._heads[context] = (bytes(data), hashlib.sha256(data).hexdigest())
             return True
 
+    def etag_of(self, data: bytes) -> str | None:
+        return hashlib.sha256(data).hexdigest()
+
     def head_token(self, context: str) -> Hashable:
         head = self._heads.get(context)
         return None if head is None else head[1]
