@@ -47,6 +47,9 @@ def history(
     if as_json:
         print_json(rows)
         return
+    if not rows:  # like 'git log -- nosuchfile': nothing to show is not an error
+        message(f"no revision of context '{context}' touched step '{step}'")
+        return
     print_table(
         ["revision", "time", "author", "command", "message", "changes"],
         [

@@ -62,6 +62,11 @@ def test_history_table_limit_and_step(run: Run, three_revisions: None) -> None:
     assert [r["revision"] for r in history(run, "ctx", "-n", "1")] == [3]
     assert [r["revision"] for r in history(run, "ctx", "training")] == [3, 1]
     assert [r["revision"] for r in history(run, "ctx", "payload")] == [2]
+    assert history(run, "ctx", "nosuch") == []
+    assert (
+        "no revision of context 'ctx' touched step 'nosuch'"
+        in run("history", "ctx", "nosuch").stderr
+    )
     run("history", "ctx", "--limit", "0", code=2)
     assert "does not exist" in run("history", "nowhere", code=1).stderr
 
