@@ -63,7 +63,7 @@ def _register_commands() -> None:
     # --help; each module imports the library lazily inside its commands.
     from importlib import import_module
 
-    for name in ("specs", "stats", "contexts", "history", "resolve", "trash", "doctor"):
+    for name in ("specs", "plan", "stats", "contexts", "history", "resolve", "trash", "doctor"):
         import_module(f"regman.cli.{name}")
 
 

@@ -656,8 +656,11 @@ class Store:
         if_revision: int | None = None,
         dry_run: bool = False,
         create: bool = True,
+        source: str | None = None,
     ) -> CommitResult:
         """Register (a spec) or remove (None) many steps as one revision.
+
+        ``source`` records where the change came from (``dev@12`` for a promotion).
 
         Every refusal (an invalid name, a case clash, ``replace=False`` against a
         different spec) happens before anything is written.
@@ -667,7 +670,9 @@ class Store:
         def decide(head: Head | None) -> _Plan:
             if (head is None or head.cleared) and not create:
                 raise ContextNotFoundError(context, hint="drop --no-create to create it")
-            return _plan_puts(context, head, prepared, replace)
+            plan = _plan_puts(context, head, prepared, replace)
+            plan.source = source
+            return plan
 
         if dry_run:
             validate_name(context, "context")
