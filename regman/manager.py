@@ -17,6 +17,7 @@ from regman.errors import ContextNotFoundError
 from regman.names import validate_name
 from regman.registry import SpecificationRegistry
 from regman.store import CommitResult, Store, TrashEntry, open_store
+from regman.store.core import forcing, install_wiring_check
 
 if TYPE_CHECKING:
     from regman.plan import ChangePlan
@@ -25,6 +26,22 @@ if TYPE_CHECKING:
     from regman.store.records import Record
 
 T = TypeVar("T")
+
+
+def _wiring_check(
+    context: str,
+    mode: str,
+    current: Mapping[str, StepSpecification],
+    after: Mapping[str, StepSpecification],
+) -> list[str]:
+    from regman.plan import compatibility_findings
+
+    return compatibility_findings(context, mode, current, after)
+
+
+# The store enforces each context's compatibility rule on every write; the rule is judged
+# by the resolver, a layer above the store, so the check is handed down from here.
+install_wiring_check(_wiring_check)
 
 
 class RegistryManager:
@@ -142,6 +159,33 @@ class RegistryManager:
             create=create,
         )
 
+    # -- context settings: compatibility rules and read-only contexts ------------------
+    def set_context_settings(
+        self,
+        context_name: str,
+        *,
+        compatibility: str | None = None,
+        mode: str | None = None,
+        message: str | None = None,
+    ) -> CommitResult:
+        """Set a context's compatibility rule (NONE, BACKWARD, FORWARD, FULL) or its mode
+        (READWRITE, READONLY); a revision of its own. Every later write checks them."""
+        validate_name(context_name, "context")
+        return self.store.set_settings(
+            context_name, compatibility=compatibility, mode=mode, message=message
+        )
+
+    def context_settings(self, context_name: str) -> dict[str, str]:
+        """``{"compatibility": ..., "mode": ...}`` of a live context."""
+        validate_name(context_name, "context")
+        return self.store.settings(context_name)
+
+    @staticmethod
+    def forcing() -> Any:
+        """``with manager.forcing():`` writes inside override compatibility rules; each
+        such revision records the findings it overrode."""
+        return forcing()
+
     # -- plans: what a change does before it lands ------------------------------------
     def plan(
         self,
@@ -163,10 +207,13 @@ class RegistryManager:
             validate_name(step, "step")
         registry = self.get_registry(context_name, create_if_missing=False)
         current = registry.require_all_readable() if registry is not None else {}
+        mode = "NONE"
+        if registry is not None:
+            mode = self.store.settings(context_name)["compatibility"]
         base = self.store.revision(context_name)
         after = {} if prune else dict(current)
         after.update(specs)
-        return plan_change(context_name, base, current, after, source=source)
+        return plan_change(context_name, base, current, after, source=source, compatibility=mode)
 
     def apply(
         self,
@@ -179,6 +226,7 @@ class RegistryManager:
         command: str = "apply",
         source: str | None = None,
         plan: ChangePlan | None = None,
+        force: bool = False,
     ) -> tuple[ChangePlan, CommitResult]:
         """Make the context hold ``specs`` (and nothing else with ``prune``), as one revision.
 
@@ -197,14 +245,17 @@ class RegistryManager:
         }
         if not proposed:
             return plan, CommitResult(context_name, plan.base_revision, False, {})
-        result = self.store.put_specs(
-            context_name,
-            proposed,
-            command=command,
-            message=message,
-            if_revision=plan.base_revision,
-            source=plan.source,
-        )
+        import contextlib
+
+        with forcing() if force else contextlib.nullcontext():
+            result = self.store.put_specs(
+                context_name,
+                proposed,
+                command=command,
+                message=message,
+                if_revision=plan.base_revision,
+                source=plan.source,
+            )
         return plan, result
 
     def promote(
@@ -218,6 +269,7 @@ class RegistryManager:
         message: str | None = None,
         if_revision: int | None = None,
         dry_run: bool = False,
+        force: bool = False,
     ) -> tuple[ChangePlan, CommitResult | None]:
         """Copy steps (or all) of ``source_context`` (at ``revision``) into the target, as one
         revision of the target that records where it came from (``dev@12``).
@@ -249,6 +301,7 @@ class RegistryManager:
             if_revision=if_revision,
             command="promote",
             plan=plan,
+            force=force,
         )
 
     def remove_step(

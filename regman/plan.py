@@ -134,6 +134,8 @@ class ChangePlan:
     steps: tuple[StepPlan, ...]
     wiring: WiringImpact = field(default_factory=WiringImpact)
     source: str | None = None  # where the proposal came from (``dev@12`` for a promotion)
+    compatibility: str = "NONE"
+    violations: tuple[str, ...] = ()  # what the context's compatibility rule forbids
 
     @property
     def changed(self) -> bool:
@@ -151,6 +153,8 @@ class ChangePlan:
             "counts": self.counts(),
             "steps": [s.to_dict() for s in self.steps],
             "wiring": self.wiring.to_dict(),
+            "compatibility": self.compatibility,
+            "violations": list(self.violations),
         }
 
 
@@ -176,6 +180,7 @@ def plan_change(
     after: Mapping[str, StepSpecification],
     *,
     source: str | None = None,
+    compatibility: str = "NONE",
 ) -> ChangePlan:
     """The plan that takes ``context`` from ``current`` to ``after`` (whole step mappings)."""
     steps: list[StepPlan] = []
@@ -189,9 +194,14 @@ def plan_change(
             changes = tuple(diff_documents(old.to_document(), new.to_document()))
             steps.append(StepPlan(step, "updated" if changes else "unchanged", changes))
     wiring = WiringImpact()
+    violations: list[str] = []
     if any(s.action != "unchanged" for s in steps):
         wiring = wiring_impact(context, current, after)
-    return ChangePlan(context, base_revision, tuple(steps), wiring, source)
+        if compatibility != "NONE":
+            violations = findings_under(compatibility, wiring, after)
+    return ChangePlan(
+        context, base_revision, tuple(steps), wiring, source, compatibility, tuple(violations)
+    )
 
 
 def wiring_impact(
@@ -247,6 +257,8 @@ def _broken_outputs(
         old, new = old_spec.outputs.get(output), new_spec.outputs.get(output)
         if old is None:
             continue
+        if new is None:  # renamed, keeping the old name as an alias, is not a removal
+            new = next((o for o in new_spec.outputs.values() if output in o.aliases), None)
         if new is None:
             broken.append(BrokenOutput(provider, output, "removed", tuple(who)))
             continue
@@ -262,3 +274,48 @@ def _broken_outputs(
 
 def _shown(value: object) -> str:
     return str(getattr(value, "value", value))  # an enum shows its value
+
+
+def compatibility_findings(
+    context: str,
+    mode: str,
+    current: Mapping[str, StepSpecification],
+    after: Mapping[str, StepSpecification],
+) -> list[str]:
+    """What a change from ``current`` to ``after`` breaks under a compatibility ``mode``.
+
+    BACKWARD: no edge of the current wiring is lost and no consumed output is removed or
+    changed in type, data type or property path (a re-pointed edge is a lost one, unless
+    it still reaches the same output under a new name that keeps the old as an alias).
+    FORWARD: no required dependency is left without a provider. FULL: both. NONE: nothing.
+    """
+    if mode == "NONE":
+        return []
+    return findings_under(mode, wiring_impact(context, current, after), after)
+
+
+def findings_under(
+    mode: str, impact: WiringImpact, after: Mapping[str, StepSpecification]
+) -> list[str]:
+    """The part of ``impact`` that ``mode`` forbids (see ``compatibility_findings``)."""
+    findings: list[str] = []
+    if mode in ("BACKWARD", "FULL"):
+        findings += [f"edge lost: {edge}" for edge in impact.removed if edge.consumer in after]
+        findings += [
+            f"edge re-pointed: {moved}"
+            for moved in impact.repointed
+            if not _same_output(moved, after)
+        ]
+        findings += [f"consumed output changed: {broken}" for broken in impact.broken_outputs]
+    if mode in ("FORWARD", "FULL"):
+        findings += [f"required dependency without a provider: {dep}" for dep in impact.unresolved]
+    return findings
+
+
+def _same_output(moved: Repointed, after: Mapping[str, StepSpecification]) -> bool:
+    old_step, _, old_output = moved.old.partition(".")
+    new_step, _, new_output = moved.new.partition(".")
+    if old_step != new_step or old_step not in after:
+        return False
+    output = after[new_step].outputs.get(new_output)
+    return output is not None and old_output in output.aliases

@@ -34,6 +34,9 @@ PruneOption = typer.Option(
     False, "--prune", help="Also remove the context's steps that the sources do not hold."
 )
 YesOption = typer.Option(False, "--yes", "-y", help="Do not ask (needed off a terminal).")
+ForceOption = typer.Option(
+    False, "--force", help="Override the context's compatibility rule (recorded in the revision)."
+)
 
 
 @app.command()
@@ -63,6 +66,7 @@ def apply(
     sources: list[str] = SourcesArgument,
     prune: bool = PruneOption,
     yes: bool = YesOption,
+    force: bool = ForceOption,
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
     as_json: bool = JsonOption,
@@ -77,9 +81,16 @@ def apply(
     _show(proposal, as_json)
     if not proposal.changed:
         return
+    _refuse_violations(proposal, force)
     _confirm(f"apply these changes to context '{context}'?", yes)
     _, result = manager.apply(
-        context, specs, prune=prune, message=message_text, if_revision=if_revision, plan=proposal
+        context,
+        specs,
+        prune=prune,
+        message=message_text,
+        if_revision=if_revision,
+        plan=proposal,
+        force=force,
     )
     if not as_json:
         message(f"context '{context}' is at revision {result.revision}")
@@ -95,6 +106,7 @@ def promote(
         False, "--prune", help="Make the target equal to the source (removes other steps)."
     ),
     yes: bool = YesOption,
+    force: bool = ForceOption,
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
     as_json: bool = JsonOption,
@@ -111,6 +123,7 @@ def promote(
     _show(proposal, as_json)
     if not proposal.changed:
         return
+    _refuse_violations(proposal, force)
     _confirm(f"promote these changes from '{proposal.source}' into '{target}'?", yes)
     _, result = manager.promote(
         name,
@@ -120,6 +133,7 @@ def promote(
         prune=prune,
         message=message_text,
         if_revision=if_revision if if_revision is not None else proposal.base_revision,
+        force=force,
     )
     if result is not None and not as_json:
         message(f"context '{target}' is at revision {result.revision} (from {proposal.source})")
@@ -135,6 +149,16 @@ def _load(sources: list[str]) -> dict[str, Any]:
         message(f"{len(problems)} source files are invalid; nothing was planned")
         raise typer.Exit(EXIT_BAD_INPUT)
     return specs
+
+
+def _refuse_violations(proposal: ChangePlan, force: bool) -> None:
+    """Refuse before asking: the store would refuse the same change (exit 1)."""
+    from regman.errors import CompatibilityError
+
+    if proposal.violations and not force:
+        raise CompatibilityError(
+            proposal.context, proposal.compatibility, list(proposal.violations)
+        )
 
 
 def _confirm(prompt: str, yes: bool) -> None:
@@ -185,6 +209,9 @@ def render_plan(proposal: ChangePlan) -> str:
         lines += [f"  ! {broken}" for broken in wiring.broken_outputs]
     elif proposal.changed:
         lines.append("wiring: unchanged")
+    if proposal.violations:
+        lines.append(f"refused by compatibility {proposal.compatibility} (--force overrides):")
+        lines += [f"  x {finding}" for finding in proposal.violations]
     return "\n".join(lines)
 
 
