@@ -22,7 +22,7 @@ LAYERS = {
     "specfile": {"errors", "spec", "yamlsafe"},
     "store": {"errors", "names", "spec", "specfile", "yamlsafe", "store"},
     "registry": {"errors", "names", "spec", "specfile", "store", "scoring"},
-    "manager": {"errors", "names", "spec", "store", "registry"},
+    "manager": {"errors", "names", "spec", "store", "registry", "plan"},
     "scoring": {"errors", "spec"},
     "resolution": {"scoring", "spec"},
     "candidates": {"scoring", "spec", "resolution"},
@@ -37,6 +37,8 @@ LAYERS = {
         "candidates",
     },
     "compare": {"errors", "registry"},
+    "plan": {"compare", "resolution", "resolver", "spec"},
+    "sources": {"errors", "names", "spec", "specfile"},
 }
 
 # Inside the store, a backend knows only the storage primitives: the policy (revisions, history,

@@ -169,7 +169,18 @@ def _register_commands() -> None:
     # --help; each module imports the library lazily inside its commands.
     from importlib import import_module
 
-    for name in ("specs", "stats", "contexts", "history", "resolve", "trash", "doctor", "schema"):
+    names = (
+        "specs",
+        "plan",
+        "stats",
+        "contexts",
+        "history",
+        "resolve",
+        "trash",
+        "doctor",
+        "schema",
+    )
+    for name in names:
         import_module(f"regman.cli.{name}")
     from regman.cli.examples import EXAMPLES, epilog
 

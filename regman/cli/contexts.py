@@ -75,16 +75,21 @@ def show_context(
     if output is Output.name and not as_json:
         print_names(list(specs))
         return
+    settings = open_manager().context_settings(registry.context_name)
     if as_json:
         print_json(
             {
                 "context": registry.context_name,
                 "revision": registry.revision,
+                **settings,
                 "steps": {name: spec.to_document() for name, spec in specs.items()},
             }
         )
         return
-    message(f"context '{registry.context_name}' at revision {registry.revision}")
+    message(
+        f"context '{registry.context_name}' at revision {registry.revision} "
+        f"(compatibility {settings['compatibility']}, {settings['mode']})"
+    )
     if not specs:
         message(f"context '{context}' has no steps")
         return
@@ -120,6 +125,42 @@ def create_context(
     """Create an empty context (nothing happens if it exists)."""
     created = open_manager().create_context(context, message=message_text)
     message(f"created context '{context}'" if created else f"context '{context}' already exists")
+
+
+@contexts_app.command("set")
+@guarded
+def set_context(
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context to change."
+    ),
+    compatibility: str = typer.Option(
+        None,
+        "--compatibility",
+        metavar="MODE",
+        help="NONE, BACKWARD (no consumer breaks), FORWARD (no required dependency loses "
+        "its provider) or FULL (both); every later write is checked.",
+        case_sensitive=False,
+    ),
+    mode: str = typer.Option(
+        None, "--mode", metavar="MODE", help="READONLY refuses every write; READWRITE undoes it."
+    ),
+    message_text: str = MessageOption,
+) -> None:
+    """Set a context's compatibility rule or make it read-only (a revision of its own)."""
+    from regman.cli.render import bad_input
+
+    if compatibility is None and mode is None:
+        raise bad_input("nothing to set", hint="pass --compatibility MODE or --mode MODE")
+    result = open_manager().set_context_settings(
+        context,
+        compatibility=compatibility.upper() if compatibility else None,
+        mode=mode.upper() if mode else None,
+        message=message_text,
+    )
+    if result.changed:
+        message(f"context '{context}' is at revision {result.revision}")
+    else:
+        message(f"context '{context}' already had these settings")
 
 
 @app.command()

@@ -67,6 +67,22 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "regman contexts show dev@2 --json",
     ),
     "contexts create": ("regman contexts create staging -m 'for the release candidate'",),
+    "contexts set": (
+        "regman contexts set production --compatibility BACKWARD -m 'no consumer may break'",
+        "regman contexts set production --mode READONLY",
+    ),
+    "plan": (
+        "regman plan production examples/environments/production/",
+        "regman plan production specs/ --prune --json",
+    ),
+    "apply": (
+        "regman apply production examples/environments/production/",
+        "regman apply production specs/ --prune --yes -m 'release 42' --if-revision 7",
+    ),
+    "promote": (
+        "regman promote dev production training",
+        "regman promote staging@12 production --prune --yes",
+    ),
     "contexts delete": ("regman contexts delete dev   # the same as 'regman clear dev'",),
     "trash list": ("regman trash list", "regman trash list --json"),
     "trash empty": ("regman trash empty --older-than 30 --yes",),

@@ -11,6 +11,7 @@ it, the new one. Nothing is ever changed in place; only a purge deletes.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import random
@@ -21,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from regman.errors import (
+    CompatibilityError,
     ConflictError,
     ContextNotFoundError,
     DamagedStoreError,
     InvalidInputError,
     InvalidNameError,
     NotFoundError,
+    ReadOnlyContextError,
     RevisionConflictError,
     SpecError,
     StepNotFoundError,
@@ -100,6 +103,32 @@ class _Plan:
     force: bool = False  # a revision even when no step changes (create, purge)
     purge: set[str] = field(default_factory=set)
     source: str | None = None
+    settings: dict[str, str] | None = None  # new settings ("set"); None keeps them
+
+
+# The wiring check behind compatibility modes needs the resolver, a layer above the store:
+# the manager installs it (``install_wiring_check``). It takes (context, mode, specs now,
+# specs after) and returns what the change breaks under that mode.
+WiringCheck = Callable[
+    [str, str, "Mapping[str, StepSpecification]", "Mapping[str, StepSpecification]"], list[str]
+]
+_wiring_check: WiringCheck | None = None
+_forcing: contextvars.ContextVar[bool] = contextvars.ContextVar("regman_forcing", default=False)
+
+
+def install_wiring_check(check: WiringCheck) -> None:
+    global _wiring_check
+    _wiring_check = check
+
+
+@contextlib.contextmanager
+def forcing() -> Iterator[None]:
+    """Writes inside this block override compatibility rules (recorded in the revision)."""
+    token = _forcing.set(True)
+    try:
+        yield
+    finally:
+        _forcing.reset(token)
 
 
 def spec_hash(text: bytes) -> str:
@@ -513,8 +542,11 @@ class Store:
         if head is None:
             self._refuse_context_case_clash(context)
         plan = decide(head)
+        if head is not None and head.settings["mode"] == "READONLY" and command != "set":
+            raise ReadOnlyContextError(context)
         old_steps = head.steps if head else {}
         changes = _changes(old_steps, plan.steps)
+        overridden = self._check_compatibility(context, head, changes, plan.objects)
         cleared = (
             plan.cleared
             if plan.cleared is not None
@@ -527,6 +559,7 @@ class Store:
         written = self._create_objects(plan.objects)
         try:
             new = self._next_head(context, head, plan, changes, cleared, command, message)
+            new.last.overridden = overridden
             data = new.to_json()
             if len(data) > MAX_HEAD_BYTES:
                 raise InvalidInputError(f"context '{context}' would be too large to store")
@@ -544,6 +577,36 @@ class Store:
             self._heads[context] = (self.backend.head_token(context), new, etag)
         self._after_commit(context, new, plan.purge)
         return CommitResult(context, new.revision, True, plan.outcomes, new.last)
+
+    def _check_compatibility(
+        self,
+        context: str,
+        head: Head | None,
+        changes: Mapping[str, Change],
+        objects: Mapping[str, bytes],
+    ) -> list[str]:
+        """Refuse a change that breaks the context's compatibility mode (unless forcing).
+
+        Returns the findings a forced change overrode, for its record.
+        """
+        mode = head.settings["compatibility"] if head is not None else "NONE"
+        if head is None or mode == "NONE" or not changes or _wiring_check is None:
+            return []
+        from regman.specfile import load_spec_text
+
+        current = {step: self.load_spec(context, step) for step in head.steps}
+        after = dict(current)
+        for step, change in changes.items():
+            if change.kind == "removed" or change.entry is None:
+                after.pop(step, None)
+                continue
+            key = spec_key(context, step, change.entry.spec)
+            text = objects.get(key) or self.spec_bytes(context, step, change.entry)
+            after[step] = load_spec_text(text, self.backend.where(key))
+        findings = _wiring_check(context, mode, current, after)
+        if findings and not _forcing.get():
+            raise CompatibilityError(context, mode, findings)
+        return findings
 
     def _create_objects(self, objects: Mapping[str, bytes]) -> list[str]:
         """Write a change's new objects; the keys actually written (not already there).
@@ -617,7 +680,11 @@ class Store:
             snapshot=dict(steps) if revision % SNAPSHOT_EVERY == 0 else None,
         )
         created = head.created_at if head else stamp
-        return Head(context, revision, created, cleared, steps, removed, record)
+        settings = plan.settings or (dict(head.settings) if head else None)
+        new = Head(context, revision, created, cleared, steps, removed, record)
+        if settings is not None:
+            new.settings = settings
+        return new
 
     def _after_commit(self, context: str, head: Head, purge: set[str]) -> None:
         with contextlib.suppress(StoreError):  # else the next writer writes it from the head
@@ -656,8 +723,11 @@ class Store:
         if_revision: int | None = None,
         dry_run: bool = False,
         create: bool = True,
+        source: str | None = None,
     ) -> CommitResult:
         """Register (a spec) or remove (None) many steps as one revision.
+
+        ``source`` records where the change came from (``dev@12`` for a promotion).
 
         Every refusal (an invalid name, a case clash, ``replace=False`` against a
         different spec) happens before anything is written.
@@ -667,7 +737,9 @@ class Store:
         def decide(head: Head | None) -> _Plan:
             if (head is None or head.cleared) and not create:
                 raise ContextNotFoundError(context, hint="drop --no-create to create it")
-            return _plan_puts(context, head, prepared, replace)
+            plan = _plan_puts(context, head, prepared, replace)
+            plan.source = source
+            return plan
 
         if dry_run:
             validate_name(context, "context")
@@ -742,6 +814,52 @@ class Store:
             return False
         return True
 
+    def set_settings(
+        self,
+        context: str,
+        *,
+        compatibility: str | None = None,
+        mode: str | None = None,
+        message: str | None = None,
+    ) -> CommitResult:
+        """Change a context's compatibility rule or access mode (a revision, no step changes)."""
+        from regman.store.records import ACCESS_MODES, COMPATIBILITY_MODES
+
+        if compatibility is not None and compatibility not in COMPATIBILITY_MODES:
+            raise InvalidInputError(
+                f"unknown compatibility mode {compatibility!r}",
+                hint="use one of " + ", ".join(COMPATIBILITY_MODES),
+            )
+        if mode is not None and mode not in ACCESS_MODES:
+            raise InvalidInputError(
+                f"unknown mode {mode!r}", hint="use one of " + ", ".join(ACCESS_MODES)
+            )
+
+        def decide(head: Head | None) -> _Plan:
+            if head is None or head.cleared:
+                raise ContextNotFoundError(context)
+            wanted = dict(head.settings)
+            if compatibility is not None:
+                wanted["compatibility"] = compatibility
+            if mode is not None:
+                wanted["mode"] = mode
+            if wanted == head.settings:
+                return _Plan()
+            return _Plan(force=True, settings=wanted)
+
+        changed = [
+            f"{key} {value}"
+            for key, value in (("compatibility", compatibility), ("mode", mode))
+            if value is not None
+        ]
+        return self.commit(
+            context, "set", decide, message=message or "set " + ", ".join(changed) or None
+        )
+
+    def settings(self, context: str) -> dict[str, str]:
+        """The context's compatibility rule and access mode."""
+        return dict(self._live_head(context).settings)
+
     def purge_context(self, context: str, *, if_revision: int | None = None) -> bool:
         """Delete a context and its whole history for good; False when there is none.
 
@@ -756,6 +874,8 @@ class Store:
             if current is None:
                 return False
             head, etag = current
+            if head.settings["mode"] == "READONLY":
+                raise ReadOnlyContextError(context)
             if if_revision is not None and head.revision != if_revision:
                 raise RevisionConflictError(context, head.revision, if_revision)
             if head.last.command != "purge":
