@@ -11,6 +11,7 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    cap,
     complete_context,
     complete_step,
     confirm,
@@ -168,7 +169,7 @@ def _load(sources: list[str]) -> dict[str, Any]:
 
     specs, problems = load_spec_sources(sources)
     for problem in problems:
-        typer.echo(error_line(problem), err=True)
+        typer.echo(cap(error_line(problem)), err=True)
     if problems:
         message(f"{len(problems)} source files are invalid; nothing was planned")
         raise typer.Exit(EXIT_BAD_INPUT)
