@@ -379,6 +379,30 @@ class SpecificationRegistry:
             out.write([f"{step}.step.yaml"], spec.to_yaml().encode())
         return list(paths.values())
 
+    def export_bundle(
+        self, path: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Every spec in one bundle (a multi-document YAML stream); written to ``path`` too.
+
+        ``regman import``, ``plan`` and ``apply`` read it back, losslessly. An existing
+        file is refused (ConflictError) unless ``overwrite``; the write is atomic.
+        """
+        from regman.bundle import dump_bundle
+
+        text = dump_bundle(self._context, self.revision, self.require_all_readable())
+        if path is not None:
+            from regman.errors import ConflictError
+            from regman.store.safeio import Folder
+
+            target = os.path.abspath(os.fspath(path))
+            if os.path.exists(target) and not overwrite:
+                raise ConflictError(f"{target} exists", hint="use another name or --force")
+            folder, name = os.path.split(target)
+            if not os.path.isdir(folder):
+                raise StoreError(f"cannot write {target}: no folder {folder}")
+            Folder(folder).write([name], text.encode())
+        return text
+
     def require_all_readable(self) -> dict[str, StepSpecification]:
         """Every spec, or the error of the first one on disk that does not load.
 

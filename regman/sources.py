@@ -52,15 +52,49 @@ def load_spec_sources(
     specs: dict[str, StepSpecification] = {}
     problems: list[SpecError] = []
     for path in spec_paths(sources):
+        if _is_bundle(path):
+            try:
+                for step, spec in _load_bundle(path).items():
+                    _add(specs, step, spec, path)
+            except SpecError as e:
+                problems.append(e)
+            continue
         step = step_name_for(path)
         try:
             validate_name(step, "step")
-            clash = next((other for other in specs if other.casefold() == step.casefold()), None)
-            if clash is not None:
-                raise SpecError(f"two files name step '{clash}' (ignoring case)", source=path)
-            specs[step] = load_spec_file(path)
+            _add(specs, step, load_spec_file(path), path)
         except SpecError as e:
             problems.append(e)
         except ValueError as e:  # an invalid step name
             problems.append(SpecError(str(e), source=path))
     return specs, problems
+
+
+def _add(
+    specs: dict[str, StepSpecification], step: str, spec: StepSpecification, path: str
+) -> None:
+    clash = next((other for other in specs if other.casefold() == step.casefold()), None)
+    if clash is not None:
+        raise SpecError(f"two sources name step '{clash}' (ignoring case)", source=path)
+    specs[step] = spec
+
+
+def _is_bundle(path: str) -> bool:
+    from regman.bundle import looks_like_bundle
+
+    try:
+        with open(path, "rb") as f:
+            return looks_like_bundle(f.read(4096))
+    except OSError:
+        return False  # reading it as a spec file reports the problem
+
+
+def _load_bundle(path: str) -> dict[str, StepSpecification]:
+    from regman.bundle import MAX_BUNDLE_BYTES, load_bundle
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read the file: {e.strerror or e}", source=path) from None
+    return load_bundle(data, path)

@@ -21,7 +21,7 @@ LAYERS = {
     "yamlsafe": {"errors"},
     "specfile": {"errors", "spec", "yamlsafe"},
     "store": {"errors", "names", "spec", "specfile", "yamlsafe", "store"},
-    "registry": {"errors", "names", "spec", "specfile", "store", "scoring"},
+    "registry": {"errors", "names", "spec", "specfile", "store", "scoring", "bundle"},
     "manager": {"errors", "names", "spec", "store", "registry", "plan"},
     "scoring": {"errors", "spec"},
     "resolution": {"scoring", "spec"},
@@ -38,7 +38,8 @@ LAYERS = {
     },
     "compare": {"errors", "registry"},
     "plan": {"compare", "resolution", "resolver", "spec"},
-    "sources": {"errors", "names", "spec", "specfile"},
+    "sources": {"errors", "names", "spec", "specfile", "bundle"},
+    "bundle": {"errors", "names", "spec", "specfile", "yamlsafe"},
 }
 
 # Inside the store, a backend knows only the storage primitives: the policy (revisions, history,

@@ -32,6 +32,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "export": (
         "regman export production backup/",
         "regman export production@12 backup-12/ --force",
+        "regman export production -o production.bundle.yaml   # one file, all steps",
     ),
     "stats": ("regman stats", "regman stats dev production --json"),
     "clear": (

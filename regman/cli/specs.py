@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -221,29 +220,6 @@ def validate(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def step_name_for(path: str) -> str:
-    """``preprocessing_training.step.yaml`` -> ``preprocessing_training``."""
-    name = Path(path).name
-    for suffix in (".step.yaml", ".step.yml", ".yaml", ".yml"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def spec_paths(sources: list[str]) -> list[str]:
-    """Files as given; a folder stands for its ``*.step.yaml`` files, searched recursively."""
-    paths: list[str] = []
-    for source in sources:
-        if os.path.isdir(source):
-            found = sorted(str(p) for p in Path(source).rglob("*.step.yaml") if p.is_file())
-            if not found:
-                raise SpecError("the folder holds no *.step.yaml file", source=source)
-            paths += found
-        else:
-            paths.append(source)
-    return paths
-
-
 @app.command("import")
 @guarded
 def import_specs(
@@ -275,27 +251,14 @@ def import_specs(
     nothing is written. Either every file lands, or none does.
     """
     from regman.names import validate_name
-    from regman.specfile import load_spec_file
+    from regman.sources import load_spec_sources
 
     validate_name(context, "context")
-    spec_files = spec_paths(sources)
-    specs: dict[str, Any] = {}
-    failed = 0
-    for path in spec_files:
-        step = step_name_for(path)
-        try:
-            validate_name(step, "step")
-            clash = next((other for other in specs if other.casefold() == step.casefold()), None)
-            if clash is not None:
-                raise SpecError(f"two files name step '{clash}' (ignoring case)", source=path)
-            specs[step] = load_spec_file(path)
-        except (SpecError, ValueError) as e:
-            failed += 1
-            typer.echo(
-                error_line(e) if isinstance(e, SpecError) else f"error: {e} ({path})", err=True
-            )
-    if failed:
-        message(f"{failed} of {len(spec_files)} files are invalid; nothing was registered")
+    specs, problems = load_spec_sources(sources)
+    for problem in problems:
+        typer.echo(cap(error_line(problem)), err=True)
+    if problems:
+        message(f"{len(problems)} source files are invalid; nothing was registered")
         raise typer.Exit(EXIT_BAD_INPUT)
     manager = open_manager()
     existed = manager.has_context(context)
@@ -343,9 +306,33 @@ def export(
         autocompletion=complete_context,
         help="The context to export, or CONTEXT@N.",
     ),
-    directory: str = typer.Argument(..., metavar="DIR", help="Folder to write into."),
+    directory: str = typer.Argument(None, metavar="DIR", help="Folder to write into."),
+    output: str = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write one bundle file instead (a multi-document YAML stream; - for stdout).",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:
-    """Write every spec of CONTEXT to DIR as <step>.step.yaml (re-import with 'regman import')."""
-    paths = open_registry(context).export(directory, overwrite=force)
+    """Write every spec of CONTEXT to DIR as <step>.step.yaml, or to one bundle file.
+
+    Both re-import with 'regman import' (and 'plan'/'apply' read them).
+    """
+    from regman.cli.render import bad_input
+
+    if (directory is None) == (output is None):
+        raise bad_input("give a folder or --output FILE (one of them)")
+    registry = open_registry(context)
+    if output == "-":
+        sys.stdout.write(registry.export_bundle())
+        return
+    if output is not None:
+        registry.export_bundle(output, overwrite=force)
+        message(
+            f"exported {len(registry.list_step_names())} steps of context '{context}' to {output}"
+        )
+        return
+    paths = registry.export(directory, overwrite=force)
     message(f"exported {len(paths)} steps of context '{context}' to {directory}")

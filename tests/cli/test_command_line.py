@@ -84,7 +84,7 @@ def test_usage_lines_use_conventional_names(run: Run) -> None:
         ("diff", "regman diff [OPTIONS] LEFT RIGHT [STEP]..."),
         ("stats", "regman stats [OPTIONS] [CONTEXT]..."),
         ("rollback", "regman rollback [OPTIONS] CONTEXT [STEP]..."),
-        ("export", "regman export [OPTIONS] CONTEXT DIR"),
+        ("export", "regman export [OPTIONS] CONTEXT [DIR]"),
     ]:
         text = run(command, "--help").stdout
         assert f"Usage: {usage}\n" in text, text
