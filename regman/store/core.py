@@ -511,6 +511,8 @@ class Store:
         validate_name(context, "context")
         if message is not None and len(message) > 4096:
             raise InvalidInputError("a message may have at most 4096 characters")
+        if not self._format_checked and not self.backend.exists():
+            decide(None)  # a new store: a refused change (it raises) must create nothing
         self.check_format(writing=True)
         with self.backend.writer_lock(context):
             for attempt in range(COMMIT_ATTEMPTS):

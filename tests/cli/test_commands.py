@@ -96,16 +96,7 @@ def test_register_from_stdin(run: Run) -> None:
         (["contexts", "show", "missing"], 1, "does not exist"),
         (["stats", "missing"], 1, "does not exist"),
         (["clear", "missing", "--yes"], 1, "does not exist"),
-        pytest.param(
-            ["restore", "missing"],
-            1,
-            "has nothing to restore",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="store: a refused restore still writes the store marker and locks/ "
-                "(Store.commit checks the format for writing before decide refuses)",
-            ),
-        ),
+        (["restore", "missing"], 1, "has nothing to restore"),
     ],
 )
 def test_errors_are_one_line_and_change_nothing(
