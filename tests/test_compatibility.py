@@ -242,3 +242,51 @@ def test_readonly_refuses_every_write_path(
     assert snapshot(store_path) == before
     manager.set_context_settings("prod", mode="READWRITE")
     assert pipeline.register_specification("new", loader()) == "created"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["remove", "prod", "load"],
+        ["clear", "prod", "--yes"],
+        ["rollback", "prod", "--to", "1", "--yes"],
+    ],
+)
+def test_every_cli_write_is_checked_and_force_overrides(
+    manager: RegistryManager,
+    pipeline: regman.SpecificationRegistry,
+    store_path: Path,
+    args: list[str],
+) -> None:
+    manager.set_context_settings("prod", compatibility="BACKWARD")
+    base = ["--store", str(store_path)]
+    before = snapshot(store_path)
+    refused = CliRunner().invoke(app, [*base, *args])
+    assert refused.exit_code == 1, refused.stderr
+    assert "breaks BACKWARD compatibility" in refused.stderr and "--force" in refused.stderr
+    assert snapshot(store_path) == before
+    forced = CliRunner().invoke(app, [*base, *args, "--force"])
+    assert forced.exit_code == 0, forced.stderr
+    [record] = pipeline.history(limit=1)
+    assert record.summary()["forced"] is True
+
+
+def test_cli_register_and_import_are_checked(
+    manager: RegistryManager,
+    pipeline: regman.SpecificationRegistry,
+    store_path: Path,
+    tmp_path: Path,
+) -> None:
+    manager.set_context_settings("prod", compatibility="FORWARD")
+    spec_file = tmp_path / "train.step.yaml"
+    spec_file.write_text(trainer(SIGNING).to_yaml())
+    base = ["--store", str(store_path)]
+    for args in (["register", "prod", "train", str(spec_file)], ["import", "prod", str(spec_file)]):
+        refused = CliRunner().invoke(app, [*base, *args])
+        assert refused.exit_code == 1 and "train.signing_key" in refused.stderr, refused.stderr
+    assert (
+        CliRunner().invoke(app, [*base, "import", "prod", str(spec_file), "--force"]).exit_code == 0
+    )
+    assert pipeline.history(limit=1)[0].overridden == [
+        "required dependency without a provider: train.signing_key"
+    ]

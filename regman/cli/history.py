@@ -6,6 +6,7 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
@@ -15,6 +16,7 @@ from regman.cli.render import (
     guarded,
     message,
     open_manager,
+    overriding,
     print_json,
     print_table,
     short_time,
@@ -94,6 +96,7 @@ def rollback(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Make a new revision whose content equals revision N (all steps, or those named).
@@ -112,9 +115,10 @@ def rollback(
         yes=yes,
     ):
         raise RefusedError("not confirmed; nothing was changed")
-    result = manager.rollback(
-        context, to, steps or None, message=message_text, if_revision=if_revision
-    )
+    with overriding(force):
+        result = manager.rollback(
+            context, to, steps or None, message=message_text, if_revision=if_revision
+        )
     changed = {s: o for s, o in result.outcomes.items() if o != "unchanged"}
     if as_json:
         print_json(

@@ -8,6 +8,7 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
@@ -37,9 +38,6 @@ PruneOption = typer.Option(
     False, "--prune", help="Also remove the context's steps that the sources do not hold."
 )
 YesOption = typer.Option(False, "--yes", "-y", help="Do not ask (needed off a terminal).")
-ForceOption = typer.Option(
-    False, "--force", help="Override the context's compatibility rule (recorded in the revision)."
-)
 
 
 @app.command()
@@ -79,7 +77,7 @@ def apply(
     sources: list[str] = SourcesArgument,
     prune: bool = PruneOption,
     yes: bool = YesOption,
-    force: bool = ForceOption,
+    force: bool = ForceRulesOption,
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
     as_json: bool = JsonOption,
@@ -131,7 +129,7 @@ def promote(
         False, "--prune", help="Make the target equal to the source (removes other steps)."
     ),
     yes: bool = YesOption,
-    force: bool = ForceOption,
+    force: bool = ForceRulesOption,
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
     as_json: bool = JsonOption,

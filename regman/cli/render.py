@@ -7,6 +7,7 @@ stderr. rich is imported only when a table is actually drawn.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -400,6 +401,20 @@ IfRevisionOption = typer.Option(
     min=0,
     help="Refuse (exit 1) unless the context is at revision N (0: it has none yet).",
 )
+
+
+ForceRulesOption = typer.Option(
+    False,
+    "--force",
+    help="Override the context's compatibility rule (the revision records what it overrode).",
+)
+
+
+def overriding(force: bool) -> contextlib.AbstractContextManager[None]:
+    """The block in which a write may break its context's compatibility rule (--force)."""
+    from regman import RegistryManager
+
+    return RegistryManager.forcing() if force else contextlib.nullcontext()
 
 
 def split_ref(ref: str) -> tuple[str, int | None]:

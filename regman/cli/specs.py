@@ -10,6 +10,7 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
@@ -22,6 +23,7 @@ from regman.cli.render import (
     message,
     open_manager,
     open_registry,
+    overriding,
     print_json,
     print_text,
 )
@@ -60,6 +62,7 @@ def register(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON on stdout."),
 ) -> None:
     """Validate a spec file and store it as STEP in CONTEXT: one new revision."""
@@ -70,15 +73,16 @@ def register(
     spec = _read_spec(spec_file)
     manager = open_manager()
     existed = manager.has_context(context)
-    result = manager.register_specs(
-        context,
-        {step: spec},
-        replace=not no_replace,
-        message=message_text,
-        if_revision=if_revision,
-        dry_run=dry_run,
-        create=not no_create,
-    )
+    with overriding(force):
+        result = manager.register_specs(
+            context,
+            {step: spec},
+            replace=not no_replace,
+            message=message_text,
+            if_revision=if_revision,
+            dry_run=dry_run,
+            create=not no_create,
+        )
     outcome = result.outcomes[step]
     if not existed:
         _say_created(manager, context, dry_run)
@@ -150,6 +154,7 @@ def remove(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
 ) -> None:
     """Unregister one step: a new revision ('regman restore CONTEXT STEP' brings it back)."""
     from regman.errors import RefusedError
@@ -160,7 +165,10 @@ def remove(
         f"permanently delete step '{step}' of '{context}' and all its stored versions?", yes=yes
     ):
         raise RefusedError("not confirmed; nothing was removed")
-    registry.remove_specification(step, purge=purge, message=message_text, if_revision=if_revision)
+    with overriding(force):
+        registry.remove_specification(
+            step, purge=purge, message=message_text, if_revision=if_revision
+        )
     tail = "" if purge else f" (undo with 'regman restore {context} {step}')"
     message(f"removed step '{step}' from context '{context}' (revision {registry.revision}){tail}")
 
@@ -243,6 +251,7 @@ def import_specs(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON on stdout."),
 ) -> None:
     """Register many spec files as one revision (data_loading.step.yaml: step data_loading).
@@ -262,16 +271,17 @@ def import_specs(
         raise typer.Exit(EXIT_BAD_INPUT)
     manager = open_manager()
     existed = manager.has_context(context)
-    result = manager.register_specs(
-        context,
-        specs,
-        replace=not no_replace,
-        command="import",
-        message=message_text,
-        if_revision=if_revision,
-        dry_run=dry_run,
-        create=not no_create,
-    )
+    with overriding(force):
+        result = manager.register_specs(
+            context,
+            specs,
+            replace=not no_replace,
+            command="import",
+            message=message_text,
+            if_revision=if_revision,
+            dry_run=dry_run,
+            create=not no_create,
+        )
     if not existed:
         _say_created(manager, context, dry_run)
     outcomes = result.outcomes

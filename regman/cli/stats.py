@@ -9,6 +9,7 @@ import typer
 from regman.cli.app import app
 from regman.cli.contexts import contexts_app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
@@ -17,6 +18,7 @@ from regman.cli.render import (
     guarded,
     message,
     open_manager,
+    overriding,
     plural,
     print_json,
     print_table,
@@ -113,6 +115,7 @@ def clear(
     ),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
 ) -> None:
     """Clear a context (or --all): a revision removing every step; 'regman restore' undoes it."""
     from regman.errors import ContextNotFoundError, RefusedError
@@ -136,11 +139,14 @@ def clear(
     how = "permanently delete (with all history)" if purge else "clear"
     if not confirm(f"{how} {what} ({plural(steps, 'step')})?", yes=yes):
         raise RefusedError("not confirmed; nothing was removed")
-    removed = [
-        name
-        for name in names
-        if manager.clear_context(name, purge=purge, message=message_text, if_revision=if_revision)
-    ]
+    with overriding(force):
+        removed = [
+            name
+            for name in names
+            if manager.clear_context(
+                name, purge=purge, message=message_text, if_revision=if_revision
+            )
+        ]
     tail = "" if purge else f" (bring back with 'regman restore {removed[0]}')" if removed else ""
     if not purge and len(removed) > 1:
         tail = " (bring back each with 'regman restore CONTEXT')"

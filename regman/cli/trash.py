@@ -6,6 +6,7 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
@@ -15,6 +16,7 @@ from regman.cli.render import (
     guarded,
     message,
     open_manager,
+    overriding,
     plural,
     print_json,
     print_table,
@@ -93,9 +95,13 @@ def restore(
     ),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
 ) -> None:
     """Bring back a cleared context's last steps, or one removed step: a new revision."""
-    result = open_manager().restore(context, step, message=message_text, if_revision=if_revision)
+    with overriding(force):
+        result = open_manager().restore(
+            context, step, message=message_text, if_revision=if_revision
+        )
     what = f"step '{step}' of context '{context}'" if step else f"context '{context}'"
     count = sum(1 for v in result.outcomes.values() if v == "created")
     message(f"restored {what} ({plural(count, 'step')}, revision {result.revision})")
