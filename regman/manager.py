@@ -17,7 +17,7 @@ from regman.errors import ContextNotFoundError
 from regman.names import validate_name
 from regman.registry import SpecificationRegistry
 from regman.store import CommitResult, Store, TrashEntry, open_store
-from regman.store.core import forcing, install_wiring_check
+from regman.store.core import forcing, install_wiring_check, wiring_warnings
 
 if TYPE_CHECKING:
     from regman.plan import ChangePlan
@@ -185,6 +185,12 @@ class RegistryManager:
         """``with manager.forcing():`` writes inside override compatibility rules; each
         such revision records the findings it overrode."""
         return forcing()
+
+    @staticmethod
+    def wiring_warnings() -> Any:
+        """``with manager.wiring_warnings() as found:`` collects what writes inside break
+        in contexts whose rule is NONE (of up to 200 steps), without refusing them."""
+        return wiring_warnings()
 
     # -- plans: what a change does before it lands ------------------------------------
     def plan(

@@ -290,3 +290,18 @@ def test_cli_register_and_import_are_checked(
     assert pipeline.history(limit=1)[0].overridden == [
         "required dependency without a provider: train.signing_key"
     ]
+
+
+def test_under_none_the_cli_warns_about_what_a_write_breaks(
+    pipeline: regman.SpecificationRegistry, store_path: Path
+) -> None:
+    base = ["--store", str(store_path)]
+    result = CliRunner().invoke(app, [*base, "remove", "prod", "load"])
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert "warning: context 'prod': edge lost: train.raw_data <- load.raw_data" in warnings
+    assert any("required dependency without a provider: train.raw_data" in w for w in warnings)
+    assert pipeline.list_step_names() == ["train"]
+    # a write that leaves the wiring as it was says nothing
+    quiet = CliRunner().invoke(app, [*base, "restore", "prod", "load"])
+    assert quiet.exit_code == 0 and "warning:" not in quiet.stderr

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -410,11 +410,17 @@ ForceRulesOption = typer.Option(
 )
 
 
-def overriding(force: bool) -> contextlib.AbstractContextManager[None]:
-    """The block in which a write may break its context's compatibility rule (--force)."""
+@contextlib.contextmanager
+def overriding(force: bool) -> Iterator[None]:
+    """The block of a write: --force overrides the context's compatibility rule, and under
+    NONE what the write breaks is printed as warnings once it landed."""
     from regman import RegistryManager
 
-    return RegistryManager.forcing() if force else contextlib.nullcontext()
+    override = RegistryManager.forcing() if force else contextlib.nullcontext()
+    with RegistryManager.wiring_warnings() as found, override:
+        yield
+    for finding in found:
+        typer.echo(f"warning: {finding}", err=True)
 
 
 def split_ref(ref: str) -> tuple[str, int | None]:

@@ -114,11 +114,28 @@ WiringCheck = Callable[
 ]
 _wiring_check: WiringCheck | None = None
 _forcing: contextvars.ContextVar[bool] = contextvars.ContextVar("regman_forcing", default=False)
+_warnings_sink: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "regman_wiring_warnings", default=None
+)
+# Under NONE nothing is enforced, but a caller that asks (the command line) hears what a
+# write breaks; judging it resolves the context twice, so only up to this many steps.
+WARN_MAX_STEPS = 200
 
 
 def install_wiring_check(check: WiringCheck) -> None:
     global _wiring_check
     _wiring_check = check
+
+
+@contextlib.contextmanager
+def wiring_warnings() -> Iterator[list[str]]:
+    """Collect what writes inside the block break, under contexts whose rule is NONE."""
+    found: list[str] = []
+    token = _warnings_sink.set(found)
+    try:
+        yield found
+    finally:
+        _warnings_sink.reset(token)
 
 
 @contextlib.contextmanager
@@ -592,7 +609,10 @@ class Store:
         Returns the findings a forced change overrode, for its record.
         """
         mode = head.settings["compatibility"] if head is not None else "NONE"
-        if head is None or mode == "NONE" or not changes or _wiring_check is None:
+        if head is None or not changes or _wiring_check is None:
+            return []
+        sink = _warnings_sink.get()
+        if mode == "NONE" and (sink is None or len(head.steps) > WARN_MAX_STEPS):
             return []
         from regman.specfile import load_spec_text
 
@@ -605,6 +625,12 @@ class Store:
             key = spec_key(context, step, change.entry.spec)
             text = objects.get(key) or self.spec_bytes(context, step, change.entry)
             after[step] = load_spec_text(text, self.backend.where(key))
+        if mode == "NONE":
+            assert sink is not None
+            sink += [
+                f"context '{context}': {f}" for f in _wiring_check(context, "FULL", current, after)
+            ]
+            return []
         findings = _wiring_check(context, mode, current, after)
         if findings and not _forcing.get():
             raise CompatibilityError(context, mode, findings)
