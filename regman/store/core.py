@@ -493,7 +493,7 @@ class Store:
             if plan.cleared is not None
             else (bool(head and head.cleared) and not changes)
         )
-        if not (changes or plan.force or plan.purge) and head and head.cleared == cleared:
+        if not (changes or plan.force or plan.purge) and (head is None or head.cleared == cleared):
             return CommitResult(context, at, False, plan.outcomes)
         if head is not None:  # the record of the previous revision, before it leaves the head
             self.backend.create_object(record_key(context, at), head.last.to_json())
@@ -883,7 +883,7 @@ def _plan_puts(
             plan.outcomes[step] = "updated"
         plan.steps[step] = entry
         plan.objects[spec_key(context, step, entry.spec)] = text
-    if head is None or head.cleared:
+    if (head is None or head.cleared) and (plan.cleared is False or not prepared):
         plan.force = True  # creating the context is a revision even with no steps
     return plan
 
