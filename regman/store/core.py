@@ -163,7 +163,7 @@ class Store:
         self.backend = backend
         self.location = backend.location
         self._heads: dict[str, tuple[Hashable, Head]] = {}
-        self._records: dict[tuple[str, int], Record] = {}
+        self._records: dict[tuple[str, str, int], Record] = {}
         self._format_checked = False
         self._lock = threading.Lock()
 
@@ -328,7 +328,9 @@ class Store:
             )
         if revision == head.revision:
             return head.last
-        key = (context, revision)
+        # Keyed by the context's creation too: a purged context created again numbers its
+        # revisions from 1 anew, and another Store may still hold the old records.
+        key = (context, head.created_at, revision)
         record = self._records.get(key)
         if record is None:
             where = f"{self.location}: revision {revision} of context '{context}'"
