@@ -744,7 +744,12 @@ class Store:
                     hint=f"restore single steps with 'regman restore {context} STEP', "
                     f"or go back with 'regman rollback {context} --to N'",
                 )
-            cleared_by = max((r.revision for r in head.removed.values()), default=0)
+            # The steps the clear removed: not those removed before it (a context
+            # cleared while empty comes back empty).
+            clear = head.last
+            while clear.command != "clear" and clear.revision > 1:
+                clear = self.record(context, clear.revision - 1)
+            cleared_by = clear.revision
             back = {s: r.entry for s, r in head.removed.items() if r.revision == cleared_by}
             self._require_objects(context, back)
             return _Plan(
