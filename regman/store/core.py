@@ -206,6 +206,9 @@ class Store:
     def head(self, context: str) -> Head | None:
         """The context's head (live or cleared), cached until its token changes."""
         token = self.backend.head_token(context)
+        if token is None and not self._format_checked:
+            self.check_format()  # a store of an older format has no heads until upgraded
+            token = self.backend.head_token(context)
         if token is None:
             return None
         cached = self._heads.get(context)
