@@ -100,6 +100,7 @@ class _Plan:
     force: bool = False  # a revision even when no step changes (create, purge)
     purge: set[str] = field(default_factory=set)
     source: str | None = None
+    created_at: str | None = None  # the context's creation time, when this creates it (upgrade)
 
 
 def spec_hash(text: bytes) -> str:
@@ -559,7 +560,7 @@ class Store:
             purged=sorted(plan.purge),
             snapshot=dict(steps) if revision % SNAPSHOT_EVERY == 0 else None,
         )
-        created = head.created_at if head else stamp
+        created = head.created_at if head else (plan.created_at or stamp)
         return Head(context, revision, created, cleared, steps, removed, record)
 
     def _after_commit(self, context: str, head: Head, purge: set[str]) -> None:
@@ -599,6 +600,7 @@ class Store:
         if_revision: int | None = None,
         dry_run: bool = False,
         create: bool = True,
+        created_at: str | None = None,
     ) -> CommitResult:
         """Register (a spec) or remove (None) many steps as one revision.
 
@@ -610,7 +612,9 @@ class Store:
         def decide(head: Head | None) -> _Plan:
             if (head is None or head.cleared) and not create:
                 raise ContextNotFoundError(context, hint="drop --no-create to create it")
-            return _plan_puts(context, head, prepared, replace)
+            plan = _plan_puts(context, head, prepared, replace)
+            plan.created_at = created_at
+            return plan
 
         if dry_run:
             validate_name(context, "context")

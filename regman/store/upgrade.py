@@ -95,6 +95,7 @@ def _upgrade_context(store: Store, backend: FileBackend, context: str) -> None:
             {step: spec for step, (spec, _) in old.items()},
             command="upgrade",
             message="upgraded from format 1",
+            created_at=_old_created_at(backend, [*folder, "context.json"]),
         )
     head = store.head(context)
     if head is None:
@@ -128,7 +129,10 @@ def _upgrade_trash_entry(store: Store, backend: FileBackend, name: str) -> None:
     if not done.startswith(back):
         live = head is not None and not head.cleared
         how = "into a live context" if live else "into a cleared context"
-        result = store.put_specs(context, specs, command="upgrade", message=f"{back} {how}")
+        created_at = None if step else _old_created_at(backend, ["trash", name, "context.json"])
+        result = store.put_specs(
+            context, specs, command="upgrade", message=f"{back} {how}", created_at=created_at
+        )
         head = store.head(context)
         done = head.last.message or "" if head and result.changed else ""
     if head is not None and done.startswith(back):
@@ -166,3 +170,18 @@ def _trash_specs(
         return {step: load_spec_text(data, backend.folder.path(["trash", name]))}
     except RegmanError:
         return None
+
+
+def _old_created_at(backend: FileBackend, parts: list[str]) -> str | None:
+    """When a format-1 context was created (its ``context.json``), if that can be read."""
+    from regman.store.records import load_json_object
+    from regman.store.timefmt import parse_iso
+
+    try:
+        raw = backend.folder.read(parts, 1 << 20)
+        value = None if raw is None else load_json_object(raw, "context.json").get("created_at")
+    except RegmanError:
+        return None
+    if isinstance(value, str) and len(value) < 64 and parse_iso(value) > 0:
+        return value
+    return None
