@@ -89,6 +89,8 @@ def _upgrade_context(store: Store, backend: FileBackend, context: str) -> None:
         return
     folder = ["contexts", context]
     old = _old_specs(backend, [*folder, "specs"])
+    if store.head(context) is None and not old and "context.json" not in _files(backend, folder):
+        return  # not a format-1 context: a folder left by a killed write of this upgrade
     if store.head(context) is None:
         store.put_specs(
             context,
