@@ -126,14 +126,20 @@ def _rewrite_marker(store: Store) -> bool:
 def _check_context(store: Store, name: str, report: DoctorReport) -> None:
     try:
         head = store.head(name)
+        problem = None
+        if head is None and store.backend.list_objects(f"{name}/revisions"):
+            # Records without a head: the head was lost (not a first write that did not land).
+            problem = "the context's head is missing; its revision records are there"
     except StoreVersionError:
         raise
     except StoreError as e:
-        head = None
+        head, problem = None, e.message
+    if problem is not None:
         repaired = report.repair and _rebuild_head(store, name, report)
-        report.add("error", f"{name}: head", e.message, repaired)
-        if repaired:
-            head = store.head(name)
+        report.add("error", f"{name}: head", problem, repaired)
+        if not repaired:
+            return
+        head = store.head(name)
     if head is None:
         _check_headless(store, name, report)
         return
