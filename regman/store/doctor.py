@@ -78,7 +78,7 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
     if not backend.exists():
         return report
     try:
-        store.check_format(writing=repair)
+        store.check_format()  # a missing marker is written last: the heads may be newer
     except StoreVersionError:
         raise
     except StoreError as e:
@@ -99,6 +99,8 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
                 _check_context(store, name, report)
         except LockTimeoutError:
             report.add("warning", name, "the context is locked by a writer; not checked")
+    if repair:
+        store.check_format(writing=True)
     return report
 
 
