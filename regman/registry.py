@@ -179,7 +179,10 @@ class SpecificationRegistry:
         self._writable()
         validate_name(step_name, "step")
         if self._batch is not None:
-            present = step_name in self._batch or step_name in self._specs()
+            if step_name in self._batch:  # registered or removed earlier in this batch
+                present = self._batch[step_name] is not None
+            else:
+                present = step_name in self._specs()
             self._batch[step_name] = None
             return present
         return self._store.delete_spec(

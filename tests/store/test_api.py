@@ -188,6 +188,20 @@ def test_batch_is_one_revision(registry: SpecificationRegistry) -> None:
     assert registry.list_specifications() == {"a": A, "b": B}
 
 
+def test_remove_inside_a_batch_says_whether_the_step_is_there(
+    registry: SpecificationRegistry,
+) -> None:
+    registry.register_specification("a", A)
+    with registry.batch():
+        assert registry.remove_specification("a") is True
+        assert registry.remove_specification("a") is False  # removed already, in this batch
+        registry.register_specification("b", B)
+        assert registry.remove_specification("b") is True  # registered in this batch
+        assert registry.remove_specification("b") is False
+        assert registry.remove_specification("never") is False
+    assert registry.list_specifications() == {}
+
+
 def test_a_batch_that_changes_nothing_makes_no_revision(registry: SpecificationRegistry) -> None:
     registry.register_specification("a", A)
     top = registry.revision
