@@ -246,12 +246,12 @@ class SpecificationRegistry:
 
     def get_specification_at(self, step_name: str, revision: int) -> StepSpecification | None:
         """The spec ``step_name`` had at ``revision`` (None when it had none)."""
+        from regman.errors import StepNotFoundError
+
         try:
             return self._store.load_spec(self._context, step_name, revision)
-        except NotFoundError as e:
-            if "revision" in str(e) and "has no revision" in str(e):
-                raise
-            return None
+        except StepNotFoundError:
+            return None  # the step was not there then; a missing revision or context raises
 
     # -- reading -----------------------------------------------------------------------
     def get_specification(self, step_name: str) -> StepSpecification | None:

@@ -109,6 +109,9 @@ def test_specs_at_past_revisions(manager: RegistryManager, registry: Specificati
         registry.get_specification_at("a", 6)
     with pytest.raises(NotFoundError):
         registry.get_specification_at("a", 0)
+    missing = SpecificationRegistry("missing", registry.store)
+    with pytest.raises(ContextNotFoundError):  # it has no revision 1 either
+        missing.get_specification_at("a", 1)
 
     past = registry.at(3)
     assert past.revision == 3 and past.pinned_revision == 3
