@@ -137,6 +137,13 @@ class StoreMachine(RuleBasedStateMachine):
             self.stores = [Store(FileBackend(root)), Store(FileBackend(root))]
         self.turn = 0
         self.model: dict[str, Ctx] = {}
+        # Registries held for the whole run, one per context on each store, as a
+        # long-running pipeline process holds them: they must follow every change.
+        self.held = {
+            (i, name): SpecificationRegistry(name, store)
+            for i, store in enumerate(self.stores)
+            for name in CONTEXT_NAMES
+        }
 
     def teardown(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -444,6 +451,15 @@ class StoreMachine(RuleBasedStateMachine):
             if not ctx.cleared:
                 current = store.manifest(name)
                 assert {s: e.spec for s, e in current.items()} == replayed
+
+    @invariant()
+    def held_registries_follow(self) -> None:
+        for (_, name), registry in self.held.items():
+            ctx = self.live(name)
+            expected = {s: SPECS[i] for s, i in sorted(ctx.steps.items())} if ctx else {}
+            assert registry.list_specifications() == expected, name
+            for step in STEP_NAMES:
+                assert registry.get_specification(step) == expected.get(step)
 
     @invariant()
     def trash_agrees(self) -> None:
