@@ -223,6 +223,9 @@ def _check_unreferenced(
         leftover = _is_leftover(parts, kind, referenced, head)
         if leftover is None:
             continue
+        if leftover == _FOREIGN:  # reported, never deleted: it may be someone's data
+            report.add("warning", store.backend.where(key), leftover)
+            continue
         repaired = report.repair and _delete_object(store, key)
         report.add("warning", store.backend.where(key), leftover, repaired)
 
@@ -245,7 +248,13 @@ def _is_leftover(
         if number.isdigit() and 1 <= int(number) <= head.revision:
             return None
         return "a revision record beyond the head (a write that did not land)"
-    return "a file regman did not write"
+    return _FOREIGN
+
+
+_FOREIGN = (
+    "a file regman did not write (left alone: move it out of the store, or register it if "
+    "it is a spec an upgrade could not read)"
+)
 
 
 def _delete_object(store: Store, key: str) -> bool:

@@ -207,6 +207,9 @@ def test_a_spec_that_does_not_parse_is_left_where_it_was(old_store: Path) -> Non
     assert "broken" not in manager.store.step_names("production")
     assert bad.read_bytes() == b"step_type: [unclosed\n"  # nothing lost
     assert not check_store(FileStore(old_store)).healthy  # and doctor says so
+    report = check_store(FileStore(old_store), repair=True)  # without deleting it
+    assert [(i.path, i.repaired) for i in report.items] == [(str(bad), False)]
+    assert bad.read_bytes() == b"step_type: [unclosed\n"
 
 
 # -- a kill during the upgrade ---------------------------------------------------------------
