@@ -744,7 +744,9 @@ class Store:
                     f"context '{context}' has nothing to restore", hint="see 'regman trash list'"
                 )
             if step is not None:
-                return _plan_restore_step(context, head, step)
+                plan = _plan_restore_step(context, head, step)
+                self._require_objects(context, {s: e for s, e in plan.steps.items() if e})
+                return plan
             if not head.cleared:
                 raise ConflictError(
                     f"context '{context}' is not cleared",

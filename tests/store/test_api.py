@@ -341,3 +341,28 @@ def test_standalone_registry_has_revisions(tmp_path: Path) -> None:
     registry.register_specification("a", A)
     assert registry.revision == 1
     assert registry.history()[0].changes["a"].kind == "created"
+
+
+def test_restore_refuses_when_the_stored_spec_is_gone(
+    manager: RegistryManager, registry: SpecificationRegistry
+) -> None:
+    """Restore fails cleanly, or brings back every spec: never a step that cannot be read."""
+    from regman.errors import DamagedStoreError
+    from regman.store.core import spec_key
+
+    registry.register_specification("a", A)
+    registry.register_specification("b", B)
+    entry = manager.store.entry("ctx", "a")
+    registry.remove_specification("a")
+    manager.store.backend.delete_object(spec_key("ctx", "a", entry.spec))
+    top = registry.revision
+    with pytest.raises(DamagedStoreError):
+        manager.restore("ctx", "a")
+    assert registry.revision == top and "a" not in registry
+    manager.clear_context("ctx")  # removes b
+    b = manager.store.record("ctx", top + 1).changes["b"].previous
+    assert b is not None
+    manager.store.backend.delete_object(spec_key("ctx", "b", b.spec))
+    with pytest.raises(DamagedStoreError):
+        manager.restore("ctx")
+    assert manager.revision("ctx") == top + 1 and manager.list_contexts() == []
