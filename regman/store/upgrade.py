@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from regman.errors import RegmanError, StoreError
+from regman.errors import InvalidNameError, RegmanError, StoreError
 from regman.names import is_valid_name
 from regman.store.records import FORMAT_VERSION
 
@@ -132,9 +132,15 @@ def _upgrade_trash_entry(store: Store, backend: FileBackend, name: str) -> None:
         live = head is not None and not head.cleared
         how = "into a live context" if live else "into a cleared context"
         created_at = None if step else _old_created_at(backend, ["trash", name, "context.json"])
-        result = store.put_specs(
-            context, specs, command="upgrade", message=f"{back} {how}", created_at=created_at
-        )
+        try:
+            result = store.put_specs(
+                context, specs, command="upgrade", message=f"{back} {how}", created_at=created_at
+            )
+        except InvalidNameError:
+            # Its name differs only in case from a context or step registered since:
+            # it cannot come back beside it. Left where it is, never lost, and never
+            # in the way of the upgrade (which every command runs first).
+            return
         head = store.head(context)
         done = head.last.message or "" if head and result.changed else ""
     if head is not None and done.startswith(back):

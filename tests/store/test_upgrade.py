@@ -304,3 +304,24 @@ def test_sigkill_of_a_process_upgrading_loses_nothing(tmp_path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         check_upgraded(root, killed=True)
+
+
+def test_trash_entries_that_clash_in_case_do_not_block_the_upgrade(old_store: Path) -> None:
+    """Removed 'training', then registered 'Training': the old one cannot come back beside it."""
+    trash = old_store / "trash"
+    step_entry = trash / "1796237791999999998@training_pipeline@Training.yaml"
+    step_entry.write_bytes((trash / next(trash.glob("*@model_evaluation.yaml")).name).read_bytes())
+    context_entry = trash / "1796237791999999999@Production"
+    shutil.copytree(next(trash.glob("*@dev")), context_entry)
+    kept = {p: p.read_bytes() for p in [step_entry, *context_entry.rglob("*")] if p.is_file()}
+    manager = RegistryManager(old_store)
+    assert manager.list_contexts() == ["production", "training_pipeline"]
+    assert marker(old_store) == 2
+    for name in ("production", "training_pipeline"):
+        registry = manager.get_registry(name, create_if_missing=False)
+        assert registry is not None
+        assert registry.list_specifications() == old_context(CORPUS / "contexts" / name)[1]
+    assert ("training_pipeline", "model_evaluation") in {
+        (e.context, e.step) for e in manager.list_trash()
+    }
+    assert {p: p.read_bytes() for p in kept} == kept  # left where they were, never lost
