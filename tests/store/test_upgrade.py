@@ -325,3 +325,15 @@ def test_trash_entries_that_clash_in_case_do_not_block_the_upgrade(old_store: Pa
         (e.context, e.step) for e in manager.list_trash()
     }
     assert {p: p.read_bytes() for p in kept} == kept  # left where they were, never lost
+
+
+def test_an_empty_format1_context_stays_a_context(old_store: Path) -> None:
+    folder = old_store / "contexts" / "empty"
+    (folder / "specs").mkdir(parents=True)
+    index = json.loads((CORPUS / "contexts" / "production" / "context.json").read_text())
+    index.update(name="empty", step_count=0, step_types={}, node_types={}, dependency_count=0)
+    (folder / "context.json").write_text(json.dumps(index))
+    manager = RegistryManager(old_store)
+    assert manager.list_contexts() == ["empty", "production", "training_pipeline"]
+    stats = manager.get_context_stats()["empty"]
+    assert stats["step_count"] == 0 and stats["created_at"] == index["created_at"]
