@@ -45,8 +45,17 @@ class SpecificationRegistry:
         self._token: Hashable | object = _UNLOADED
         self._handoff: tuple[Hashable, float] | None = None
         self._cache: dict[str, tuple[Hashable, StepSpecification]] = {}
-        self._batch: dict[str, StepSpecification | None] | None = None
+        self._batches = threading.local()  # a batch belongs to the thread that opened it
         self.damaged: dict[str, str] = {}  # step -> why its stored spec could not be read
+
+    @property
+    def _batch(self) -> dict[str, StepSpecification | None] | None:
+        batch: dict[str, StepSpecification | None] | None = getattr(self._batches, "pending", None)
+        return batch
+
+    @_batch.setter
+    def _batch(self, value: dict[str, StepSpecification | None] | None) -> None:
+        self._batches.pending = value
 
     @property
     def context_name(self) -> str:

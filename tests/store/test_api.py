@@ -366,3 +366,30 @@ def test_restore_refuses_when_the_stored_spec_is_gone(
     with pytest.raises(DamagedStoreError):
         manager.restore("ctx")
     assert manager.revision("ctx") == top + 1 and manager.list_contexts() == []
+
+
+def test_a_batch_belongs_to_its_thread(registry: SpecificationRegistry) -> None:
+    """get_registry hands every thread the same registry: one thread's batch must not
+    swallow another thread's writes (nor drop them when it fails)."""
+    import threading
+
+    opened, written = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def other_thread() -> None:
+        opened.wait(10)
+        outcome.append(registry.register_specification("theirs", B))
+        outcome.append(registry.revision)
+        written.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    top = registry.revision
+    with pytest.raises(RuntimeError), registry.batch():
+        registry.register_specification("mine", A)
+        opened.set()
+        assert written.wait(10)
+        raise RuntimeError("abandon the batch")
+    thread.join(10)
+    assert outcome == ["created", top + 1]  # written at once, as one revision of its own
+    assert registry.list_specifications() == {"theirs": B}
