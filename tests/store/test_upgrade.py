@@ -253,9 +253,9 @@ def _kill_points(total: int) -> list[int]:
     if STRESS:
         return list(range(1, total + 1))
     rng = random.Random(total)
-    every = max(1, total // 25)
+    every = max(1, total // 12)
     return sorted(
-        set(range(1, total + 1, every)) | set(rng.sample(range(1, total + 1), min(15, total)))
+        set(range(1, total + 1, every)) | set(rng.sample(range(1, total + 1), min(8, total)))
     )
 
 
