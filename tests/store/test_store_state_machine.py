@@ -41,6 +41,7 @@ from regman.store.core import spec_hash, stored_text
 from regman.store.files import FileBackend
 from regman.store.memory import MemoryBackend
 from tests.conftest import make_spec
+from tests.store.conftest import MinimalBackend
 
 STRESS = os.environ.get("REGMAN_STRESS") == "1"
 
@@ -129,8 +130,8 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.folder = tempfile.mkdtemp(prefix="regman-sm-")
-        if self.backend_kind == "memory":
-            shared = MemoryBackend()
+        if self.backend_kind in ("memory", "minimal"):
+            shared = MemoryBackend() if self.backend_kind == "memory" else MinimalBackend()
             self.stores = [Store(shared), Store(shared)]
         else:
             root = os.path.join(self.folder, "store")
@@ -478,6 +479,10 @@ class FileStoreMachine(StoreMachine):
     backend_kind = "files"
 
 
+class MinimalStoreMachine(StoreMachine):
+    backend_kind = "minimal"
+
+
 SETTINGS = settings(
     max_examples=400 if STRESS else 40,
     stateful_step_count=60 if STRESS else 25,
@@ -486,5 +491,7 @@ SETTINGS = settings(
 )
 StoreMachine.TestCase.settings = SETTINGS
 FileStoreMachine.TestCase.settings = SETTINGS
+MinimalStoreMachine.TestCase.settings = SETTINGS
 TestMemoryStoreAgainstModel = StoreMachine.TestCase
 TestFileStoreAgainstModel = FileStoreMachine.TestCase
+TestMinimalBackendStoreAgainstModel = MinimalStoreMachine.TestCase
