@@ -342,3 +342,17 @@ def test_a_file_regman_did_not_write_is_reported_and_never_deleted(root: Path, w
     assert problems(report) == [("warning", path.name, False)]
     assert "did not write" in report.items[0].problem
     assert path.read_bytes() == b"step_type: [unclosed\n"
+
+
+def test_a_store_others_can_write_is_warned_about(root: Path) -> None:
+    os.chmod(root, 0o777)
+    try:
+        report = check_store(FileStore(root), repair=True)
+        assert [(i.severity, i.repaired) for i in report.items] == [("warning", False)]
+        assert "chmod go-w" in report.items[0].problem
+        assert RegistryManager(root).warnings() == [report.items[0].problem]
+        os.chmod(root, 0o1777)  # sticky, like /tmp: others cannot replace our files
+        assert check_store(FileStore(root)).items == []
+    finally:
+        os.chmod(root, 0o755)
+    assert check_store(FileStore(root)).items == []
