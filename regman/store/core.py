@@ -487,8 +487,11 @@ class Store:
         at = head.revision if head else 0
         if if_revision is not None and at != if_revision:
             raise RevisionConflictError(context, at, if_revision)
-        if head is not None and head.last.command == "purge":
-            raise ConflictError(f"context '{context}' is being purged", hint="try again")
+        if head is not None and etag is not None and head.last.command == "purge":
+            # A purge that was interrupted (or is running, where there is no lock):
+            # finishing it is idempotent; then this change goes to a new context.
+            self._finish_purge(context, etag)
+            return None
         if head is None:
             self._refuse_context_case_clash(context)
         plan = decide(head)
@@ -717,13 +720,17 @@ class Store:
                 if current is None:
                     return True
                 etag = current[1]
-            for prefix in ("specs", "revisions"):
-                self.backend.delete_prefix(f"{context}/{prefix}")
-            self.backend.swap_head(context, None, etag)
-            self.backend.delete_prefix(context)
+            self._finish_purge(context, etag)
+        return True
+
+    def _finish_purge(self, context: str, etag: str) -> None:
+        """Delete what a purge's tombstone (head ``etag``) stands for, then the head."""
+        for prefix in ("specs", "revisions"):
+            self.backend.delete_prefix(f"{context}/{prefix}")
+        self.backend.swap_head(context, None, etag)
+        self.backend.delete_prefix(context)
         self._heads.pop(context, None)
         self._records = {k: v for k, v in self._records.items() if k[0] != context}
-        return True
 
     def restore(
         self,
