@@ -145,6 +145,10 @@ def _check_context(store: Store, name: str, report: DoctorReport) -> None:
     if head is None:
         _check_headless(store, name, report)
         return
+    if head.last.command == "purge":  # a tombstone: the purge stopped before it was done
+        repaired = report.repair and _finish_purge(store, name)
+        report.add("warning", f"{name}: head", "a purge of the context was interrupted", repaired)
+        return
     referenced = _check_records(store, name, head, report)
     referenced |= {(s, e.spec) for s, e in head.steps.items()}
     referenced |= {(s, r.entry.spec) for s, r in head.removed.items()}
@@ -255,6 +259,13 @@ _FOREIGN = (
     "a file regman did not write (left alone: move it out of the store, or register it if "
     "it is a spec an upgrade could not read)"
 )
+
+
+def _finish_purge(store: Store, name: str) -> bool:
+    try:
+        return store.purge_context(name)
+    except StoreError:
+        return False
 
 
 def _delete_object(store: Store, key: str) -> bool:

@@ -393,3 +393,45 @@ def test_a_batch_belongs_to_its_thread(registry: SpecificationRegistry) -> None:
     thread.join(10)
     assert outcome == ["created", top + 1]  # written at once, as one revision of its own
     assert registry.list_specifications() == {"theirs": B}
+
+
+class Killed(BaseException):
+    """The process died here."""
+
+
+def _interrupted_purge(manager: RegistryManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A purge killed after its tombstone landed, before anything was deleted."""
+
+    def die(prefix: str) -> None:
+        raise Killed
+
+    monkeypatch.setattr(manager.store.backend, "delete_prefix", die)
+    with pytest.raises(Killed):
+        manager.purge_context("ctx")
+    monkeypatch.undo()
+
+
+def test_the_next_writer_finishes_an_interrupted_purge(
+    manager: RegistryManager, registry: SpecificationRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register_specification("a", A)
+    _interrupted_purge(manager, monkeypatch)
+    assert manager.list_contexts() == [] and manager.list_trash() == []
+    with pytest.raises(NotFoundError):
+        manager.restore("ctx")
+    result = manager.register_specs("ctx", {"b": B})  # a new context, history from 1
+    assert result.revision == 1
+    assert [r.revision for r in manager.history("ctx")] == [1]
+    assert manager.store.backend.list_objects("ctx/specs/a") == []  # the purge was finished
+
+
+def test_trash_empty_or_doctor_finish_an_interrupted_purge(
+    manager: RegistryManager, registry: SpecificationRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register_specification("a", A)
+    _interrupted_purge(manager, monkeypatch)
+    report = manager.check_store(repair=True)
+    assert report.healthy, [i.to_dict() for i in report.items]
+    assert manager.check_store().items == []
+    assert manager.revision("ctx") == 0
+    assert manager.store.backend.list_objects("ctx") == []
