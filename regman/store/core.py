@@ -574,7 +574,16 @@ class Store:
                 self.backend.delete_prefix(f"{context}/specs/{step}")
 
     def _refuse_context_case_clash(self, context: str) -> None:
-        clash = find_case_clash(context, [n for n in self.backend.list_heads() if is_valid_name(n)])
+        names = [n for n in self.backend.list_heads() if is_valid_name(n)]
+        # A listed name without a head holds objects of a first write that did not land.
+        clash = find_case_clash(
+            context,
+            [
+                n
+                for n in names
+                if find_case_clash(context, [n]) and self.backend.head_token(n) is not None
+            ],
+        )
         if clash:
             raise InvalidNameError(
                 f"context '{context}' differs only in case from existing context '{clash}'",

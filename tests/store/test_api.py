@@ -435,3 +435,12 @@ def test_trash_empty_or_doctor_finish_an_interrupted_purge(
     assert manager.check_store().items == []
     assert manager.revision("ctx") == 0
     assert manager.store.backend.list_objects("ctx") == []
+
+
+def test_a_first_write_that_did_not_land_blocks_no_name(manager: RegistryManager) -> None:
+    """A writer killed before its first head moved leaves objects of 'Ctx' but no context."""
+    manager.store.backend.create_object("Ctx/specs/s/" + "a" * 32 + ".yaml", b"step_type: A\n")
+    assert manager.list_contexts() == []
+    assert manager.register_specs("ctx", {"a": A}).revision == 1  # not a case clash
+    with pytest.raises(InvalidNameError):
+        manager.register_specs("CTX", {"a": A})  # but a real context is
