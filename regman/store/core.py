@@ -509,6 +509,7 @@ class Store:
         written = [
             key for key, data in plan.objects.items() if self.backend.create_object(key, data)
         ]
+        data: bytes | None = None
         try:
             new = self._next_head(context, head, plan, changes, cleared, command, message)
             data = new.to_json()
@@ -516,12 +517,21 @@ class Store:
                 raise InvalidInputError(f"context '{context}' would be too large to store")
             swapped = self.backend.swap_head(context, data, etag)
         except BaseException:
-            self._forget(written)
+            if data is None or not self._head_is(context, data):
+                self._forget(written)  # but never objects a head that landed names
             raise
         if not swapped:
             return None  # lost a race: the objects may be shared with the winner, keep them
         self._after_commit(context, new, plan.purge)
         return CommitResult(context, new.revision, True, plan.outcomes, new.last)
+
+    def _head_is(self, context: str, data: bytes) -> bool:
+        """Whether the context's head is ``data`` (a swap that failed after it landed)."""
+        try:
+            current = self.backend.read_head(context, MAX_HEAD_BYTES)
+        except StoreError:
+            return True  # cannot tell: keep the objects (doctor removes them if unused)
+        return current is not None and current[0] == data
 
     def _forget(self, keys: list[str]) -> None:
         """Take back objects written for a change that failed (only under a lock)."""
