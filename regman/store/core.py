@@ -746,8 +746,8 @@ class Store:
         """Delete what a purge's tombstone (head ``etag``) stands for, then the head."""
         for prefix in ("specs", "revisions"):
             self.backend.delete_prefix(f"{context}/{prefix}")
-        self.backend.swap_head(context, None, etag)
-        self.backend.delete_prefix(context)
+        if self.backend.swap_head(context, None, etag):  # else another writer finished it
+            self.backend.delete_prefix(context)  # and may have created the context again
         self._heads.pop(context, None)
         self._records = {k: v for k, v in self._records.items() if k[0] != context}
 

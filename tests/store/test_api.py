@@ -444,3 +444,31 @@ def test_a_first_write_that_did_not_land_blocks_no_name(manager: RegistryManager
     assert manager.register_specs("ctx", {"a": A}).revision == 1  # not a case clash
     with pytest.raises(InvalidNameError):
         manager.register_specs("CTX", {"a": A})  # but a real context is
+
+
+def test_a_purge_finished_by_another_writer_spares_the_new_context(
+    manager: RegistryManager, registry: SpecificationRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a lock (S3), a writer may finish a slow purge and create the context again
+    before the purger removes the head: the purger must then leave the new context alone.
+
+    (A writer that comes while the purger is still deleting specs is not covered: on a
+    backend without a lock that needs objects named per incarnation of a context.)"""
+    registry.register_specification("a", A)
+    backend = manager.store.backend
+    real = backend.delete_prefix
+    other = RegistryManager(Store(backend))
+    state = {"raced": False}
+
+    def slow_purge(prefix: str) -> None:
+        real(prefix)
+        if prefix == "ctx/revisions" and not state["raced"]:
+            state["raced"] = True
+            other.register_specs("ctx", {"b": B})  # finishes the purge, then writes
+
+    monkeypatch.setattr(backend, "delete_prefix", slow_purge)
+    manager.purge_context("ctx")
+    monkeypatch.undo()
+    fresh = RegistryManager(Store(backend)).get_registry("ctx", create_if_missing=False)
+    assert fresh is not None
+    assert fresh.require_all_readable() == {"b": B}
