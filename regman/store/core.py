@@ -815,6 +815,16 @@ class Store:
             if unknown:
                 raise StepNotFoundError(f"{context}@{to}", unknown[0])
             proposed = {s: target.get(s) for s in sorted(names)}
+            after = [s for s in head.steps if proposed.get(s, head.steps[s]) is not None]
+            after += [s for s, e in proposed.items() if e is not None and s not in head.steps]
+            for step in after:
+                clash = find_case_clash(step, after)
+                if clash and step not in head.steps:
+                    raise InvalidNameError(
+                        f"step '{step}' differs only in case from step '{clash}' in context "
+                        f"'{context}'",
+                        hint=f"roll back '{clash}' too, or remove it first",
+                    )
             self._require_objects(context, {s: e for s, e in proposed.items() if e})
             plan = _Plan(steps=proposed, cleared=False, source=f"{context}@{to}")
             plan.outcomes = _outcomes(head.steps, proposed)

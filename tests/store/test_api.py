@@ -472,3 +472,15 @@ def test_a_purge_finished_by_another_writer_spares_the_new_context(
     fresh = RegistryManager(Store(backend)).get_registry("ctx", create_if_missing=False)
     assert fresh is not None
     assert fresh.require_all_readable() == {"b": B}
+
+
+def test_rollback_of_some_steps_refuses_a_case_clash(manager: RegistryManager) -> None:
+    manager.register_specs("c", {"Train": A})  # 1
+    manager.remove_step("c", "Train")  # 2
+    manager.register_specs("c", {"train": B})  # 3
+    with pytest.raises(InvalidNameError):
+        manager.rollback("c", 1, ["Train"])  # would hold 'Train' beside 'train'
+    assert manager.store.step_names("c") == ["train"] and manager.revision("c") == 3
+    result = manager.rollback("c", 1, ["Train", "train"])  # both: 'train' goes, 'Train' comes
+    assert result.outcomes == {"Train": "created", "train": "removed"}
+    assert manager.rollback("c", 3).outcomes == {"Train": "removed", "train": "created"}

@@ -264,6 +264,10 @@ class StoreMachine(RuleBasedStateMachine):
             return
         new = {s: i for s, i in ctx.steps.items() if s not in names}
         new.update({s: target[s] for s in names if s in target})
+        if any(clash(s, new) for s in new):  # some steps only: 'Train' beside 'train'
+            with pytest.raises(InvalidNameError):
+                store.rollback(context, to, steps)
+            return
         if any((s, target[s]) not in ctx.available for s in names if s in target):
             with pytest.raises(DamagedStoreError):  # a version purged since
                 store.rollback(context, to, steps)
