@@ -640,6 +640,7 @@ class Store:
 
         if dry_run:
             validate_name(context, "context")
+            self.check_format()  # an older store is upgraded first, as for any read
             current = self._read_head(context) if self.backend.exists() else None
             head = current[0] if current else None
             at = head.revision if head else 0

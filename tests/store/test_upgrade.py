@@ -337,3 +337,13 @@ def test_an_empty_format1_context_stays_a_context(old_store: Path) -> None:
     assert manager.list_contexts() == ["empty", "production", "training_pipeline"]
     stats = manager.get_context_stats()["empty"]
     assert stats["step_count"] == 0 and stats["created_at"] == index["created_at"]
+
+
+def test_a_dry_run_on_a_format1_store_sees_its_specs(old_store: Path) -> None:
+    spec = load_spec_file(old_store / "contexts" / "production" / "specs" / "training.yaml")
+    result = RegistryManager(old_store).register_specs(
+        "production", {"training": spec, "new": spec}, dry_run=True
+    )
+    assert result.outcomes == {"training": "unchanged", "new": "created"}
+    assert result.revision >= 1 and not result.changed
+    check_upgraded(old_store)
