@@ -237,7 +237,11 @@ class Store:
 
     def token(self, context: str) -> Hashable:
         """A value that changes whenever the context changes (about one syscall)."""
-        return self.backend.head_token(context)
+        token = self.backend.head_token(context)
+        if token is None and not self._format_checked:
+            self.check_format()  # a store of an older format has no heads until upgraded
+            token = self.backend.head_token(context)
+        return token
 
     # -- listing and statistics ------------------------------------------------------------
     def list_contexts(self) -> list[str]:

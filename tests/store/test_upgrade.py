@@ -347,3 +347,11 @@ def test_a_dry_run_on_a_format1_store_sees_its_specs(old_store: Path) -> None:
     assert result.outcomes == {"training": "unchanged", "new": "created"}
     assert result.revision >= 1 and not result.changed
     check_upgraded(old_store)
+
+
+def test_a_registry_opened_directly_on_a_format1_store_sees_its_specs(old_store: Path) -> None:
+    from regman import SpecificationRegistry
+
+    registry = SpecificationRegistry("production", str(old_store))
+    assert registry.list_specifications() == old_context(CORPUS / "contexts" / "production")[1]
+    check_upgraded(old_store)
