@@ -23,7 +23,7 @@ from regman.names import is_valid_name
 from regman.store import Store
 from regman.store.backend import MAX_RECORD_BYTES
 from regman.store.core import record_key, spec_key
-from regman.store.records import SNAPSHOT_EVERY, Entry, Head, Record
+from regman.store.records import FORMAT_VERSION, SNAPSHOT_EVERY, Entry, Head, Record
 
 Severity = Literal["error", "warning"]
 
@@ -77,6 +77,15 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
     backend = store.backend
     if not backend.exists():
         return report
+    older = _older_format(store)
+    if older is not None and not repair:  # upgrading writes: only with --repair
+        report.add(
+            "warning",
+            f"{store.location}: format marker",
+            f"the store has format {older}; the next write, or 'regman doctor --repair', "
+            f"upgrades it to format {FORMAT_VERSION}",
+        )
+        return report
     try:
         store.check_format()  # a missing marker is written last: the heads may be newer
     except StoreVersionError:
@@ -102,6 +111,18 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
     if repair:
         store.check_format(writing=True)
     return report
+
+
+def _older_format(store: Store) -> int | None:
+    """The store's format version when it is older than this regman's, else None."""
+    from regman.store.core import marker_version
+
+    try:
+        raw = store.backend.read_marker()
+        version = None if raw is None else marker_version(raw, "regman-store.json")
+    except StoreError:
+        return None  # a damaged marker: reported below
+    return version if version is not None and version < FORMAT_VERSION else None
 
 
 class _no_lock:

@@ -355,3 +355,16 @@ def test_a_registry_opened_directly_on_a_format1_store_sees_its_specs(old_store:
     registry = SpecificationRegistry("production", str(old_store))
     assert registry.list_specifications() == old_context(CORPUS / "contexts" / "production")[1]
     check_upgraded(old_store)
+
+
+def test_doctor_upgrades_only_with_repair(old_store: Path) -> None:
+    from tests.conftest import snapshot
+
+    before = snapshot(old_store)
+    report = check_store(FileStore(old_store))
+    assert [(i.severity, i.repaired) for i in report.items] == [("warning", False)]
+    assert "format 1" in report.items[0].problem
+    assert snapshot(old_store) == before  # a check writes nothing, not even an upgrade
+    assert check_store(FileStore(old_store), repair=True).healthy
+    assert marker(old_store) == 2
+    check_upgraded(old_store)
