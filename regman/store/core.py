@@ -104,6 +104,7 @@ class _Plan:
     purge: set[str] = field(default_factory=set)
     source: str | None = None
     settings: dict[str, str] | None = None  # new settings ("set"); None keeps them
+    created_at: str | None = None  # the context's creation time, when this creates it (upgrade)
 
 
 # The wiring check behind compatibility modes needs the resolver, a layer above the store:
@@ -210,7 +211,7 @@ class Store:
         self.location = backend.location
         # context -> (token, head, etag or None): a head is parsed once per change
         self._heads: dict[str, tuple[Hashable, Head, str | None]] = {}
-        self._records: dict[tuple[str, int], Record] = {}
+        self._records: dict[tuple[str, str, int], Record] = {}
         self._format_checked = False
         self._lock = threading.Lock()
 
@@ -253,6 +254,9 @@ class Store:
     def head(self, context: str) -> Head | None:
         """The context's head (live or cleared), cached until its token changes."""
         token = self.backend.head_token(context)
+        if token is None and not self._format_checked:
+            self.check_format()  # a store of an older format has no heads until upgraded
+            token = self.backend.head_token(context)
         if token is None:
             return None
         cached = self._heads.get(context)
@@ -292,7 +296,11 @@ class Store:
 
     def token(self, context: str) -> Hashable:
         """A value that changes whenever the context changes (about one syscall)."""
-        return self.backend.head_token(context)
+        token = self.backend.head_token(context)
+        if token is None and not self._format_checked:
+            self.check_format()  # a store of an older format has no heads until upgraded
+            token = self.backend.head_token(context)
+        return token
 
     # -- listing and statistics ------------------------------------------------------------
     def list_contexts(self) -> list[str]:
@@ -401,7 +409,9 @@ class Store:
             )
         if revision == head.revision:
             return head.last
-        key = (context, revision)
+        # Keyed by the context's creation too: a purged context created again numbers its
+        # revisions from 1 anew, and another Store may still hold the old records.
+        key = (context, head.created_at, revision)
         record = self._records.get(key)
         if record is None:
             where = f"{self.location}: revision {revision} of context '{context}'"
@@ -556,8 +566,11 @@ class Store:
         at = head.revision if head else 0
         if if_revision is not None and at != if_revision:
             raise RevisionConflictError(context, at, if_revision)
-        if head is not None and head.last.command == "purge":
-            raise ConflictError(f"context '{context}' is being purged", hint="try again")
+        if head is not None and etag is not None and head.last.command == "purge":
+            # A purge that was interrupted (or is running, where there is no lock):
+            # finishing it is idempotent; then this change goes to a new context.
+            self._finish_purge(context, etag)
+            return None
         if head is None:
             self._refuse_context_case_clash(context)
         plan = decide(head)
@@ -571,11 +584,12 @@ class Store:
             if plan.cleared is not None
             else (bool(head and head.cleared) and not changes)
         )
-        if not (changes or plan.force or plan.purge) and head and head.cleared == cleared:
+        if not (changes or plan.force or plan.purge) and (head is None or head.cleared == cleared):
             return CommitResult(context, at, False, plan.outcomes)
         if head is not None:  # the record of the previous revision, before it leaves the head
             self.backend.create_object(record_key(context, at), head.last.to_json())
         written = self._create_objects(plan.objects)
+        data: bytes | None = None
         try:
             new = self._next_head(context, head, plan, changes, cleared, command, message)
             new.last.overridden = overridden
@@ -584,7 +598,8 @@ class Store:
                 raise InvalidInputError(f"context '{context}' would be too large to store")
             swapped = self.backend.swap_head(context, data, etag)
         except BaseException:
-            self._forget(written)
+            if data is None or not self._head_is(context, data):
+                self._forget(written)  # but never objects a head that landed names
             raise
         if not swapped:
             self._heads.pop(context, None)  # re-read it on the next attempt
@@ -667,6 +682,14 @@ class Store:
             raise errors[0]
         return written
 
+    def _head_is(self, context: str, data: bytes) -> bool:
+        """Whether the context's head is ``data`` (a swap that failed after it landed)."""
+        try:
+            current = self.backend.read_head(context, MAX_HEAD_BYTES)
+        except StoreError:
+            return True  # cannot tell: keep the objects (doctor removes them if unused)
+        return current is not None and current[0] == data
+
     def _forget(self, keys: list[str]) -> None:
         """Take back objects written for a change that failed (only under a lock)."""
         if getattr(self.backend, "serialises_writers", False):
@@ -707,7 +730,7 @@ class Store:
             purged=sorted(plan.purge),
             snapshot=dict(steps) if revision % SNAPSHOT_EVERY == 0 else None,
         )
-        created = head.created_at if head else stamp
+        created = head.created_at if head else (plan.created_at or stamp)
         settings = plan.settings or (dict(head.settings) if head else None)
         new = Head(context, revision, created, cleared, steps, removed, record)
         if settings is not None:
@@ -722,7 +745,16 @@ class Store:
                 self.backend.delete_prefix(f"{context}/specs/{step}")
 
     def _refuse_context_case_clash(self, context: str) -> None:
-        clash = find_case_clash(context, [n for n in self.backend.list_heads() if is_valid_name(n)])
+        names = [n for n in self.backend.list_heads() if is_valid_name(n)]
+        # A listed name without a head holds objects of a first write that did not land.
+        clash = find_case_clash(
+            context,
+            [
+                n
+                for n in names
+                if find_case_clash(context, [n]) and self.backend.head_token(n) is not None
+            ],
+        )
         if clash:
             raise InvalidNameError(
                 f"context '{context}' differs only in case from existing context '{clash}'",
@@ -752,6 +784,7 @@ class Store:
         dry_run: bool = False,
         create: bool = True,
         source: str | None = None,
+        created_at: str | None = None,
     ) -> CommitResult:
         """Register (a spec) or remove (None) many steps as one revision.
 
@@ -767,10 +800,12 @@ class Store:
                 raise ContextNotFoundError(context, hint="drop --no-create to create it")
             plan = _plan_puts(context, head, prepared, replace)
             plan.source = source
+            plan.created_at = created_at
             return plan
 
         if dry_run:
             validate_name(context, "context")
+            self.check_format()  # an older store is upgraded first, as for any read
             head = self.head(context) if self.backend.exists() else None
             at = head.revision if head else 0
             if if_revision is not None and at != if_revision:
@@ -917,13 +952,17 @@ class Store:
                 if current is None:
                     return True
                 etag = current[1]
-            for prefix in ("specs", "revisions"):
-                self.backend.delete_prefix(f"{context}/{prefix}")
-            self.backend.swap_head(context, None, etag)
-            self.backend.delete_prefix(context)
+            self._finish_purge(context, etag)
+        return True
+
+    def _finish_purge(self, context: str, etag: str) -> None:
+        """Delete what a purge's tombstone (head ``etag``) stands for, then the head."""
+        for prefix in ("specs", "revisions"):
+            self.backend.delete_prefix(f"{context}/{prefix}")
+        if self.backend.swap_head(context, None, etag):  # else another writer finished it
+            self.backend.delete_prefix(context)  # and may have created the context again
         self._heads.pop(context, None)
         self._records = {k: v for k, v in self._records.items() if k[0] != context}
-        return True
 
     def restore(
         self,
@@ -944,14 +983,21 @@ class Store:
                     f"context '{context}' has nothing to restore", hint="see 'regman trash list'"
                 )
             if step is not None:
-                return _plan_restore_step(context, head, step)
+                plan = _plan_restore_step(context, head, step)
+                self._require_objects(context, {s: e for s, e in plan.steps.items() if e})
+                return plan
             if not head.cleared:
                 raise ConflictError(
                     f"context '{context}' is not cleared",
                     hint=f"restore single steps with 'regman restore {context} STEP', "
                     f"or go back with 'regman rollback {context} --to N'",
                 )
-            cleared_by = max((r.revision for r in head.removed.values()), default=0)
+            # The steps the clear removed: not those removed before it (a context
+            # cleared while empty comes back empty).
+            clear = head.last
+            while clear.command != "clear" and clear.revision > 1:
+                clear = self.record(context, clear.revision - 1)
+            cleared_by = clear.revision
             back = {s: r.entry for s, r in head.removed.items() if r.revision == cleared_by}
             self._require_objects(context, back)
             return _Plan(
@@ -982,6 +1028,16 @@ class Store:
             if unknown:
                 raise StepNotFoundError(f"{context}@{to}", unknown[0])
             proposed = {s: target.get(s) for s in sorted(names)}
+            after = [s for s in head.steps if proposed.get(s, head.steps[s]) is not None]
+            after += [s for s, e in proposed.items() if e is not None and s not in head.steps]
+            for step in after:
+                clash = find_case_clash(step, after)
+                if clash and step not in head.steps:
+                    raise InvalidNameError(
+                        f"step '{step}' differs only in case from step '{clash}' in context "
+                        f"'{context}'",
+                        hint=f"roll back '{clash}' too, or remove it first",
+                    )
             self._require_objects(context, {s: e for s, e in proposed.items() if e})
             plan = _Plan(steps=proposed, cleared=False, source=f"{context}@{to}")
             plan.outcomes = _outcomes(head.steps, proposed)
@@ -1092,7 +1148,7 @@ def _plan_puts(
             plan.outcomes[step] = "updated"
         plan.steps[step] = entry
         plan.objects[spec_key(context, step, entry.spec)] = text
-    if head is None or head.cleared:
+    if (head is None or head.cleared) and (plan.cleared is False or not prepared):
         plan.force = True  # creating the context is a revision even with no steps
     return plan
 
