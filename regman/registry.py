@@ -52,8 +52,17 @@ class SpecificationRegistry:
         self._token: Hashable | object = _UNLOADED
         self._handoff: tuple[Hashable, float] | None = None
         self._cache: dict[str, tuple[Hashable, StepSpecification]] = {}
-        self._batch: dict[str, StepSpecification | None] | None = None
+        self._batches = threading.local()  # a batch belongs to the thread that opened it
         self.damaged: dict[str, str] = {}  # step -> why its stored spec could not be read
+
+    @property
+    def _batch(self) -> dict[str, StepSpecification | None] | None:
+        batch: dict[str, StepSpecification | None] | None = getattr(self._batches, "pending", None)
+        return batch
+
+    @_batch.setter
+    def _batch(self, value: dict[str, StepSpecification | None] | None) -> None:
+        self._batches.pending = value
 
     @property
     def context_name(self) -> str:
@@ -219,7 +228,10 @@ class SpecificationRegistry:
         self._writable()
         validate_name(step_name, "step")
         if self._batch is not None:
-            present = step_name in self._batch or step_name in self._specs()
+            if step_name in self._batch:  # registered or removed earlier in this batch
+                present = self._batch[step_name] is not None
+            else:
+                present = step_name in self._specs()
             self._batch[step_name] = None
             return present
         return self._store.delete_spec(
@@ -283,12 +295,12 @@ class SpecificationRegistry:
 
     def get_specification_at(self, step_name: str, revision: int) -> StepSpecification | None:
         """The spec ``step_name`` had at ``revision`` (None when it had none)."""
+        from regman.errors import StepNotFoundError
+
         try:
             return self._store.load_spec(self._context, step_name, revision)
-        except NotFoundError as e:
-            if "revision" in str(e) and "has no revision" in str(e):
-                raise
-            return None
+        except StepNotFoundError:
+            return None  # the step was not there then; a missing revision or context raises
 
     # -- reading -----------------------------------------------------------------------
     def get_specification(self, step_name: str) -> StepSpecification | None:
@@ -378,6 +390,30 @@ class SpecificationRegistry:
         for step, spec in specs.items():
             out.write([f"{step}.step.yaml"], spec.to_yaml().encode())
         return list(paths.values())
+
+    def export_bundle(
+        self, path: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Every spec in one bundle (a multi-document YAML stream); written to ``path`` too.
+
+        ``regman import``, ``plan`` and ``apply`` read it back, losslessly. An existing
+        file is refused (ConflictError) unless ``overwrite``; the write is atomic.
+        """
+        from regman.bundle import dump_bundle
+
+        text = dump_bundle(self._context, self.revision, self.require_all_readable())
+        if path is not None:
+            from regman.errors import ConflictError
+            from regman.store.safeio import Folder
+
+            target = os.path.abspath(os.fspath(path))
+            if os.path.exists(target) and not overwrite:
+                raise ConflictError(f"{target} exists", hint="use another name or --force")
+            folder, name = os.path.split(target)
+            if not os.path.isdir(folder):
+                raise StoreError(f"cannot write {target}: no folder {folder}")
+            Folder(folder).write([name], text.encode())
+        return text
 
     def require_all_readable(self) -> dict[str, StepSpecification]:
         """Every spec, or the error of the first one on disk that does not load.

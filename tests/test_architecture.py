@@ -21,8 +21,8 @@ LAYERS = {
     "yamlsafe": {"errors"},
     "specfile": {"errors", "spec", "yamlsafe"},
     "store": {"errors", "names", "spec", "specfile", "yamlsafe", "store"},
-    "registry": {"errors", "names", "spec", "specfile", "store", "scoring"},
-    "manager": {"errors", "names", "spec", "store", "registry"},
+    "registry": {"errors", "names", "spec", "specfile", "store", "scoring", "bundle"},
+    "manager": {"errors", "names", "spec", "store", "registry", "plan"},
     "scoring": {"errors", "spec"},
     "resolution": {"scoring", "spec"},
     "candidates": {"scoring", "spec", "resolution"},
@@ -37,6 +37,9 @@ LAYERS = {
         "candidates",
     },
     "compare": {"errors", "registry"},
+    "plan": {"compare", "resolution", "resolver", "spec"},
+    "sources": {"errors", "names", "spec", "specfile", "bundle"},
+    "bundle": {"errors", "names", "spec", "specfile", "yamlsafe"},
 }
 
 # Inside the store, a backend knows only the storage primitives: the policy (revisions, history,
