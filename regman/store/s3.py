@@ -187,6 +187,8 @@ class S3Backend(Backend):
         self.leftover_grace = DEFAULT_LEFTOVER_GRACE if leftover_grace is None else leftover_grace
         self.cache = LocalCache(cache_dir or default_cache_dir(self.location))
         self._heads: dict[str, _HeadState] = {}
+        self._state_lock = threading.Lock()
+        self._generation = 0  # moves on every head swap this process makes (see _install)
         self._marker: bytes | None = None
         self.requests: dict[str, int] = {}  # operation -> requests sent (retries included)
 
@@ -389,6 +391,7 @@ class S3Backend(Backend):
 
     # -- heads -----------------------------------------------------------------------------
     def _fetch_head(self, context: str, limit: int) -> _HeadState:
+        since = self._generation
         full = self._head_key(context)
         found = self._get(full, limit)
         state = _HeadState(
@@ -396,8 +399,15 @@ class S3Backend(Backend):
             data=None if found is None else found[0],
             checked=time.monotonic(),
         )
-        self._heads[context] = state
+        self._install({context: state}, since)
         return state
+
+    def _install(self, states: dict[str, _HeadState], since: int) -> None:
+        """Remember what the server said, unless a swap by this process overlapped the
+        request: what it answered may then be older than this process's own write."""
+        with self._state_lock:
+            if self._generation == since:
+                self._heads.update(states)
 
     def _fresh(self, state: _HeadState | None) -> bool:
         return state is not None and time.monotonic() - state.checked < self.head_ttl
@@ -418,9 +428,19 @@ class S3Backend(Backend):
 
     def swap_head(self, context: str, data: bytes | None, expected: str | None) -> bool:
         full = self._head_key(context)
-        self._heads.pop(context, None)  # whatever happens, the next read asks the server
-        if data is None:
-            return self._delete_head(context, full, expected)
+        with self._state_lock:  # whatever happens, the next read asks the server
+            self._generation += 1
+            self._heads.pop(context, None)
+        try:
+            if data is None:
+                return self._delete_head(context, full, expected)
+            return self._put_head(context, full, data, expected)
+        finally:
+            with self._state_lock:
+                self._generation += 1
+
+    def _put_head(self, context: str, full: str, data: bytes, expected: str | None) -> bool:
+        since = self._generation
         kw: dict[str, Any] = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
         try:
             answer = self._call("put_object", full, Body=data, **kw)
@@ -431,7 +451,7 @@ class S3Backend(Backend):
             return state.data == data
         etag = str(answer.get("ETag", ""))
         if etag:
-            self._heads[context] = _HeadState(etag, bytes(data), time.monotonic())
+            self._install({context: _HeadState(etag, bytes(data), time.monotonic())}, since)
             self.cache.put(full, etag, data)
         return True
 
@@ -465,24 +485,23 @@ class S3Backend(Backend):
     def list_heads(self) -> list[str]:
         """One LIST request per 1,000 contexts; each head's ETag comes with it."""
         start = f"{self._base}heads/"
+        since = self._generation
         now = time.monotonic()
-        names: list[str] = []
+        listed: dict[str, str] = {}
         for key, etag in self._list(start):
             name = key[len(start) :]
-            if not name.endswith(".json") or "/" in name:
-                continue
-            name = name[:-5]
-            names.append(name)
+            if name.endswith(".json") and "/" not in name:
+                listed[name[:-5]] = etag
+        states: dict[str, _HeadState] = {}
+        for name, etag in listed.items():
             state = self._heads.get(name)
-            if state is None or state.etag != etag:
-                self._heads[name] = _HeadState(etag or None, None, now)
-            else:
-                state.checked = now
-        listed = set(names)
+            keep = state.data if state is not None and state.etag == etag else None
+            states[name] = _HeadState(etag or None, keep, now)
         for name, state in list(self._heads.items()):
             if name not in listed and state.checked < now:
-                self._heads[name] = _HeadState(None, None, now)
-        return names
+                states[name] = _HeadState(None, None, now)
+        self._install(states, since)
+        return list(listed)
 
     # -- derived data and the marker -------------------------------------------------------
     def read_cache(self, name: str, limit: int) -> bytes | None:

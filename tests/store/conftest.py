@@ -97,9 +97,11 @@ BACKENDS: dict[str, Callable[[Path], Backend]] = {
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), "s3"])
 def backend_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Backend]:
     """Makes empty backends of one kind; each call a new, separate store."""
+    if request.param == "s3":  # each a fresh prefix on the real S3 server (tests/s3server.py)
+        return request.getfixturevalue("s3_backend")  # type: ignore[no-any-return]
     make = BACKENDS[request.param]
     counter = iter(range(1_000_000))
     return lambda: make(tmp_path / f"b{next(counter)}")
