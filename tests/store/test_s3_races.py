@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from regman.store import S3Store
+from tests.conftest import make_spec
 from tests.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +112,52 @@ def test_no_replace_race_has_exactly_one_winner(s3_env: S3Server, tmp_path: Path
         winner = "W0" if a == "created" else "W1"
         assert store.load_spec("contested", str(step)).step_type == winner
     assert store.revision("contested") == 20
+
+
+KILLED_WRITER = """
+import sys
+from regman.store import S3Store
+from tests.conftest import make_spec
+
+url, cache, round_ = sys.argv[1:4]
+store = S3Store(url, cache_dir=cache)
+for i in range(10_000):
+    store.put_specs("ctx", {f"r{round_}-s{i}": make_spec(f"T{i}"), "shared": make_spec(f"S{i}")})
+    print(i, flush=True)
+"""
+
+
+def test_writers_killed_mid_commit_leave_a_whole_store(s3_env: S3Server, tmp_path: Path) -> None:
+    """SIGKILL a writer at a random moment, five times: every revision is whole (each step's
+    spec is there), the next writer proceeds, and doctor finds nothing but leftovers."""
+    import random
+    import signal
+
+    from regman.store.doctor import check_store
+
+    url = s3_env.url()
+    env = {**os.environ, **s3_env.env(), "PYTHONPATH": str(ROOT)}
+    rng = random.Random(7)
+    for round_ in range(5):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WRITER, url, str(tmp_path / f"c{round_}"), str(round_)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert proc.stdout is not None
+        proc.stdout.readline()  # it has committed at least once
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        store = S3Store(url, cache_dir=str(tmp_path / f"check{round_}"))
+        revision = store.revision("ctx")
+        assert [r.revision for r in store.history("ctx")] == list(range(revision, 0, -1))
+        for step in store.step_names("ctx"):
+            store.load_spec("ctx", step)  # every object the head names is there
+        store.put_spec("ctx", f"after-{round_}", make_spec("After"))
+        assert store.revision("ctx") == revision + 1
+    report = check_store(S3Store(url, cache_dir=str(tmp_path / "doctor"), leftover_grace=0), True)
+    assert all(i.severity == "warning" and i.repaired for i in report.items), report.items
+    assert check_store(S3Store(url, cache_dir=str(tmp_path / "again")), repair=False).healthy
