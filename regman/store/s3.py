@@ -299,7 +299,7 @@ class S3Backend(Backend):
         full = self._object_key(key)
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                self._call("put_object", full, Body=data, IfNoneMatch="*")
+                answer = self._call("put_object", full, Body=data, IfNoneMatch="*")
             except _Answer as e:
                 if e.code in ("PreconditionFailed", "412"):
                     return False  # there already (perhaps our own retried request)
@@ -309,6 +309,9 @@ class S3Backend(Backend):
                     time.sleep(0.01 * 2**attempt)
                     continue
                 raise StoreError(f"S3 answered {e.code} to a write of {self.where(key)}") from e
+            etag = str(answer.get("ETag", ""))
+            if etag:  # what this process wrote it may read back without downloading it
+                self.cache.put(full, etag, data)
             return True
         raise StoreError(
             f"S3 kept answering 409 ConditionalRequestConflict to a write of {self.where(key)}",

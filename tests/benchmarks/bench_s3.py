@@ -98,6 +98,7 @@ def main() -> None:
             ("show", lambda s: run(s, "show", "training", "training")),
             ("contexts list", lambda s: run(s, "contexts", "list")),
             ("stats", lambda s: run(s, "stats")),
+            ("stats --json", lambda s: run(s, "stats", "--json")),
             ("history --limit 20", lambda s: run(s, "history", "training", "--limit", "20")),
             ("resolve", lambda s: run(s, "resolve", "training")),
         ]
@@ -124,7 +125,12 @@ def main() -> None:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(writer.create_context, [f"c{i:05d}" for i in range(options.contexts)]))
         print(f"  created in {time.perf_counter() - start:.1f} s")
-        for name, args in (("contexts list", ("contexts", "list")), ("stats", ("stats",))):
+        rows = (
+            ("contexts list", ("contexts", "list")),
+            ("stats --json", ("stats", "--json")),
+            ("stats", ("stats",)),  # the table's distinct step types read every head
+        )
+        for name, args in rows:
             shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
             first_ms, first = measure(lambda args=args: run(many, *args), 1)  # type: ignore[misc]
             warm_ms, warm = measure(lambda args=args: run(many, *args), options.repeat)  # type: ignore[misc]
