@@ -14,17 +14,19 @@ from typing import Any, NamedTuple
 
 from regman.scoring import (
     ACCEPTED_OUTPUT_TYPES,
+    JOB_TYPES,
     TYPE_ONLY_SCORE,
     WEIGHTS,
     DependencyForm,
     data_type_class,
     form_of_dependency,
     form_of_output,
+    job_types_of,
+    name_form,
+    provider_source_keys,
     requested_job_type,
     score_total,
     source_key,
-    split_job_type,
-    step_job_type,
     unexplained,
 )
 from regman.spec import DependencySpec, DependencyType, OutputSpec, StepSpecification
@@ -58,11 +60,20 @@ class Signature:
 
 
 class OutputIndex:
-    """The given steps' outputs, grouped by signature and indexed by evidence words."""
+    """The given steps' outputs, grouped by signature and indexed by evidence words.
+
+    ``specs`` are the specs as stored; ``self.specs`` are the effective ones, each with
+    the variant of its step's job type applied (see ``StepSpecification.for_job_type``).
+    """
 
     def __init__(self, specs: Mapping[str, StepSpecification]) -> None:
-        self.specs = specs
-        self.jobs = {step: step_job_type(step, spec) for step, spec in specs.items()}
+        self.stored = specs
+        self.jobs = job_types_of(specs)
+        self.job_vocabulary = frozenset(JOB_TYPES.union(j for j in self.jobs.values() if j))
+        self.specs: dict[str, StepSpecification] = {
+            step: spec.for_job_type(self.jobs[step]) for step, spec in specs.items()
+        }
+        specs = self.specs
         self.signatures: list[Signature] = []
         self.outputs_by_step: dict[str, list[Provided]] = {}
         # kind -> word -> signatures whose names, aliases or keywords hold the word
@@ -76,11 +87,11 @@ class OutputIndex:
         # per dependency id: signature id -> (unexplained, total without source)
         self._scores: list[dict[int, tuple[float, float]]] = []
         # per (dependency id, job preference): (pending, below) bounds, see Candidates
-        self.bounds: dict[tuple[int, tuple[str | None, bool]], BoundTable] = {}
+        self.bounds: dict[tuple[int, Preference], BoundTable] = {}
         ids: dict[tuple[Any, ...], int] = {}
         for step in sorted(specs):
             spec = specs[step]
-            for names in sorted({source_key(spec.step_type), source_key(split_job_type(step)[0])}):
+            for names in sorted(provider_source_keys(step, spec, self.jobs[step])):
                 self.steps_by_source.setdefault(names, []).append(step)
             provided = []
             for name in sorted(spec.outputs):
@@ -136,34 +147,82 @@ class OutputIndex:
         return self._scores[dep_id]
 
 
-Preference = tuple[str | None, bool]  # (job type wanted, is it the consumer's own?)
+class Preference(NamedTuple):
+    """Which providers' job types a dependency ranks first (see :func:`tier`)."""
+
+    wanted: str | None  # the job type ranked first, if any
+    own: bool  # it is the consumer's own job type (else the dependency's name asks for it)
+    fitted: bool  # the dependency takes fitted artifacts (type model_artifacts)
+    hinted: str | None = None  # a job type only the keywords name: breaks exact ties
 
 
 def preference(index: OutputIndex, consumer: str, dep: DependencySpec) -> Preference:
     own = index.jobs[consumer]
-    return (own, True) if own is not None else (requested_job_type(dep), False)
+    fitted = dep.dependency_type is DependencyType.MODEL_ARTIFACTS
+    if own is not None:
+        return Preference(own, True, fitted)
+    if fitted:
+        return Preference(None, False, True)
+    asked = requested_job_type(dep, index.job_vocabulary)
+    if asked is not None:
+        return Preference(asked, False, False)
+    return Preference(None, False, False, hinted_job_type(dep, index.job_vocabulary))
+
+
+def hinted_job_type(dep: DependencySpec, known: frozenset[str]) -> str | None:
+    """The one job type the dependency's keywords name (``[data, training]``), if any."""
+    words: set[str] = set()
+    for keyword in dep.semantic_keywords:
+        words.update(name_form(keyword).tokens)
+    hinted = words & known
+    return next(iter(hinted)) if len(hinted) == 1 else None
+
+
+def subtier(preference: Preference, job: str | None) -> int:
+    """Among candidates of equal tier and score: a job type the keywords name first, any
+    other explicit job type after (never before a higher score: keywords are evidence)."""
+    hinted = preference.hinted
+    return 1 if hinted is not None and job is not None and job != hinted else 0
 
 
 def tier(preference: Preference, job: str | None) -> int:
-    """Lower goes first. A step with a job type ranks providers of its own job type, then
-    ones without, then others; a dependency asking for a job type (its step has none)
-    only puts providers of another explicit job type last."""
-    wanted, own = preference
+    """Lower goes first. Job types order data flowing down a branch: a step with a job
+    type ranks providers of its own job type, then ones without, then others; a
+    dependency whose name asks for a job type (its step has none) only puts providers of
+    another explicit job type last. Fitted artifacts (``model_artifacts``) cross branches
+    on purpose (an evaluation-branch imputation takes what its training twin fitted): a
+    provider of the consumer's own job type still goes first, every other one equally."""
+    wanted, own, fitted, _ = preference
     if wanted is None or job == wanted:
         return 0
+    if fitted:
+        return 1
     if job is None:
         return 1 if own else 0
     return 2 if own else 1
 
 
-# (tier, -total, provider, output, group, position): unique by (provider, output), so
-# comparisons never reach the last two fields
-Rank = tuple[int, float, str, str, int, int]
+class Rank(NamedTuple):
+    """A candidate's place, best first: unique by (provider, output), so comparisons never
+    reach ``group`` and ``position`` (where the candidate sits in its group)."""
+
+    tier: int
+    negative_total: float
+    subtier: int
+    provider: str
+    output: str
+    group: int
+    position: int
+
+    @property
+    def level(self) -> tuple[int, float, int]:
+        """Candidates at one level are tied as far as the rules go."""
+        return (self.tier, self.negative_total, self.subtier)
 
 
-# Candidates sharing tier and score: a signature's members of one job type, or one output
-# of a declared compatible source: (tier, -total, members, from a compatible source)
-_Group = tuple[int, float, list[Provided], bool]
+# Candidates sharing tier, score and subtier: a signature's members of one job type, or one
+# output of a declared compatible source: (tier, -total, subtier, members, from a source)
+_Group = tuple[int, float, int, list[Provided], bool]
 
 
 class NearMiss(NamedTuple):
@@ -305,7 +364,7 @@ class BoundTable:
     def _bound_each(self, sids: Iterable[int]) -> tuple[list[_Pending], list[tuple[float, int]]]:
         """Each factor is at most the exact one (see scoring._components): a shared word
         can only raise a similarity or a keyword count by one."""
-        threshold, (wanted, own) = self._threshold, self.preference
+        threshold, (wanted, own, fitted, _) = self._threshold, self.preference
         dep_form, signatures = self._dep_form, self._index.signatures
         by_name, by_keyword = self._by_name, self._by_keyword
         by_multi, by_compact = self._by_multi, self._by_compact
@@ -352,6 +411,8 @@ class BoundTable:
                 jobs = signature.buckets  # the best tier among its providers (see tier)
                 if wanted is None or wanted in jobs:
                     tier = 0
+                elif fitted:
+                    tier = 1
                 elif own:
                     tier = 1 if None in jobs else 2
                 else:
@@ -415,7 +476,8 @@ class Candidates:
                     continue
                 total = score_total(self._score(item.signature)[0], True)
                 if total >= threshold:
-                    self._add((tier(preferred, item.job), -total, [item], True))
+                    job = item.job
+                    self._add((tier(preferred, job), -total, subtier(preferred, job), [item], True))
                 elif self._miss is None or (-total, provider) < (
                     -self._miss.total,
                     self._miss.provider,
@@ -445,13 +507,13 @@ class Candidates:
         self._push_next(len(self._groups) - 1, 0)
 
     def _push_next(self, number: int, start: int) -> None:
-        tier, negative_total, members, from_source = self._groups[number]
+        tier, negative_total, sub, members, from_source = self._groups[number]
         consumer, sources = self._consumer, self._sources
         for position in range(start, len(members)):
             item = members[position]
             if item.step == consumer or (not from_source and item.step in sources):
                 continue  # own outputs never; source providers rank in their own groups
-            rank = (tier, negative_total, item.step, item.output_name, number, position)
+            rank = Rank(tier, negative_total, sub, item.step, item.output_name, number, position)
             heapq.heappush(self._heap, rank)
             return
 
@@ -475,8 +537,9 @@ class Candidates:
             if total < self._threshold:
                 self._below.append((-total, sid))
                 continue
+            preferred = self._preferred
             for job, members in self._index.signatures[sid].buckets.items():
-                self._add((tier(self._preferred, job), -total, members, False))
+                self._add((tier(preferred, job), -total, subtier(preferred, job), members, False))
 
     @property
     def head(self) -> Rank | None:
@@ -485,15 +548,26 @@ class Candidates:
 
     def pop(self) -> Rank:
         self._settle()
-        rank = heapq.heappop(self._heap)
-        self._push_next(rank[4], rank[5] + 1)
+        rank: Rank = heapq.heappop(self._heap)
+        self._push_next(rank.group, rank.position + 1)
         return rank
 
     def item(self, rank: Rank) -> Provided:
-        return self._groups[rank[4]][2][rank[5]]
+        return self._groups[rank.group][3][rank.position]
+
+    def rank_of(self, item: Provided) -> tuple[int, float, int]:
+        """The level of any output of another step for this dependency (qualifying or
+        not: the caller checks the threshold)."""
+        preferred = self._preferred
+        total = score_total(self._score(item.signature)[0], item.step in self._sources)
+        return (tier(preferred, item.job), -total, subtier(preferred, item.job))
+
+    def accepts(self, item: Provided) -> bool:
+        """Whether the output's type and data type fit this dependency."""
+        return self._index.signatures[item.signature].kind in self._kinds
 
     def best_upstream(
-        self, level: tuple[int, float], upstream: set[str]
+        self, level: tuple[int, float, int], upstream: set[str]
     ) -> tuple[int, float, str, str, Provided] | None:
         """The first (by name) output of an ``upstream`` step ranked at ``level``, if any.
 
@@ -509,7 +583,8 @@ class Candidates:
                 if index.signatures[item.signature].kind not in kinds:
                     continue
                 total = score_total(self._score(item.signature)[0], provider in sources)
-                if (tier(self._preferred, item.job), -total) != level:
+                preferred = self._preferred
+                if (tier(preferred, item.job), -total, subtier(preferred, item.job)) != level:
                     continue
                 found = (level[0], level[1], provider, item.output_name, item)
                 if best is None or found[2:4] < best[2:4]:

@@ -43,6 +43,7 @@ from regman.candidates import (
     Provided,
     Rank,
     preference,
+    subtier,
     tier,
 )
 from regman.errors import DependencyResolutionError, NotFoundError, StepNotFoundError
@@ -67,6 +68,7 @@ from regman.spec import DependencySpec, OutputSpec
 class _Choice(NamedTuple):
     tier: int
     negative_total: float
+    subtier: int
     provider: str
     output: str
     item: Provided
@@ -178,7 +180,11 @@ class DependencyResolver:
             for name in sorted(provider_spec.outputs):
                 output = provider_spec.outputs[name]
                 score = score_candidate(
-                    dep, output, provider_step=provider, provider_spec=provider_spec
+                    dep,
+                    output,
+                    provider_step=provider,
+                    provider_spec=provider_spec,
+                    provider_job=job,
                 )
                 if score is None:
                     incompatible.append(
@@ -187,7 +193,8 @@ class DependencyResolver:
                     continue
                 candidate = Candidate(provider, name, output.property_path, score, job, "", "")
                 if score.total >= self.threshold:
-                    rank = (tier(preferred, job), -score.total, provider, name)
+                    sub = subtier(preferred, job)
+                    rank = (tier(preferred, job), -score.total, sub, provider, name)
                     qualifying.append((rank, candidate))
                 else:
                     below.append(((-score.total, provider, name), candidate))
@@ -239,23 +246,29 @@ class DependencyResolver:
             return "chosen", "the best qualifying candidate that keeps the pipeline acyclic"
         if where in skipped:
             return "closes a cycle", skipped[where]
-        if chosen is None or rank[:2] < chosen[:2]:
+        if chosen is None or rank[:3] < chosen[:3]:
             return "closes a cycle", "it would close a cycle"
-        if rank[:2] == chosen[:2]:
+        if rank[:3] == chosen[:3]:
             return "tie", (
                 f"tied with the chosen {chosen.provider}.{chosen.output} at "
                 f"{-chosen.negative_total:.2f}; a provider already upstream of '{step}' "
                 "goes first, then the first provider and output by name"
             )
+        if rank[:2] == chosen[:2]:
+            return "job type", (
+                f"scores {candidate.score.total:.2f} like the chosen one, whose job type is "
+                f"the one the dependency's keywords name ({preference.hinted})"
+            )
         if rank[0] > chosen.tier:
             job = candidate.provider_job_type
             has = f"job type {job}" if job else "no job type"
-            wanted, own = preference
-            why = (
-                f"'{step}' is a {wanted} step: its own job type first, then none, then others"
-                if own
-                else f"the dependency asks for {wanted} data: other job types come last"
-            )
+            wanted, own, fitted, _ = preference
+            if fitted:
+                why = f"'{step}' is a {wanted} step: fitted artifacts of its own job type first"
+            elif own:
+                why = f"'{step}' is a {wanted} step: its own job type first, then none, then others"
+            else:
+                why = f"the dependency asks for {wanted} data: other job types come last"
             return (
                 "job type",
                 f"scores {candidate.score.total:.2f} but its provider has {has}; {why}",
@@ -295,7 +308,7 @@ class DependencyResolver:
                 stream = Candidates(index, consumer, dep, self.threshold)
                 head = stream.head
                 if head is not None:
-                    heap.append((head[1], consumer, dep_name, len(streams)))
+                    heap.append((head.negative_total, consumer, dep_name, len(streams)))
                 streams.append(stream)
                 keys.append((consumer, dep_name))
         heapq.heapify(heap)
@@ -306,46 +319,53 @@ class DependencyResolver:
             key = (consumer, dep_name)
             stream = streams[position]
             head = stream.pop()
-            level = (head[0], head[1])
+            level = head.level
             after = stream.head
-            chosen: tuple[int, float, str, str, Provided] | None = None
+            chosen: _Choice | None = None
             why_tie = "ties go to the first provider and output by name"
-            if after is not None and after[:2] == level and providers_of.get(consumer):
+            if after is not None and after.level == level and providers_of.get(consumer):
                 # a provider the consumer already draws from goes first (never a cycle)
-                chosen = stream.best_upstream(level, _reachable(providers_of, consumer))
-                if chosen is not None:
-                    why_tie = f"chose {chosen[2]}, already upstream of {consumer}"
+                found = stream.best_upstream(level, _reachable(providers_of, consumer))
+                if found is not None:
+                    chosen = _Choice(found[0], found[1], level[2], *found[2:])
+                    why_tie = f"chose {chosen.provider}, already upstream of {consumer}"
             candidate: Rank | None = head
             while chosen is None and candidate is not None:
-                cycle = _path(consumers_of, consumer, candidate[2])
+                cycle = _path(consumers_of, consumer, candidate.provider)
                 if cycle is None:
-                    chosen = (*candidate[:4], stream.item(candidate))
+                    chosen = _Choice(
+                        *level, candidate.provider, candidate.output, stream.item(candidate)
+                    )
                     break
                 route = " -> ".join([*cycle, consumer])
-                run.skipped.setdefault(key, {})[(candidate[2], candidate[3])] = (
-                    f"scores {-candidate[1]:.2f} but would close the cycle {route}"
+                run.skipped.setdefault(key, {})[(candidate.provider, candidate.output)] = (
+                    f"scores {-candidate.negative_total:.2f} but would close the cycle {route}"
                 )
                 after = stream.head
-                candidate = stream.pop() if after is not None and after[:2] == level else None
+                candidate = stream.pop() if after is not None and after.level == level else None
             if chosen is None:
                 if (after := stream.head) is not None:  # the next level, in its turn
-                    heapq.heappush(heap, (after[1], consumer, dep_name, position))
+                    heapq.heappush(heap, (after.negative_total, consumer, dep_name, position))
                 continue
-            provider = chosen[2]
-            run.chosen[key] = _Choice(*chosen)
+            provider = chosen.provider
+            run.chosen[key] = chosen
             consumers_of.setdefault(provider, {})[consumer] = None
             providers_of.setdefault(consumer, {})[provider] = None
             notes = [
                 f"preferred {p}.{o} {why.removeprefix('scores ')}"
                 for (p, o), why in run.skipped.get(key, {}).items()
             ]
-            rival = head if (head[2], head[3]) != (provider, chosen[3]) else stream.head
+            rival = (
+                head if (head.provider, head.output) != (provider, chosen.output) else stream.head
+            )
             if (
                 rival is not None
-                and rival[:2] == level
-                and (rival[2], rival[3]) not in (run.skipped.get(key, {}))
+                and rival.level == level
+                and (rival.provider, rival.output) not in (run.skipped.get(key, {}))
             ):
-                notes.append(f"tied at {-level[1]:.2f} with {rival[2]}.{rival[3]}; {why_tie}")
+                notes.append(
+                    f"tied at {-level[1]:.2f} with {rival.provider}.{rival.output}; {why_tie}"
+                )
             if notes:
                 run.notes[key] = notes
         for position, key in enumerate(keys):
@@ -408,7 +428,11 @@ class DependencyResolver:
                     continue
                 item = choice.item
                 score = score_candidate(
-                    dep, item.output, provider_step=item.step, provider_spec=index.specs[item.step]
+                    dep,
+                    item.output,
+                    provider_step=item.step,
+                    provider_spec=index.specs[item.step],
+                    provider_job=item.job,
                 )
                 # the index must agree with the public scoring, or explain would mislead
                 assert score is not None and score.total == -choice.negative_total, (key, score)
