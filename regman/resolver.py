@@ -122,6 +122,12 @@ class DependencyResolver:
         _raise_if_required_missing(report, report.unresolved_required)
         return report.wiring()
 
+    def resolve_all_dependencies(
+        self, step_names: Iterable[str] | None = None
+    ) -> dict[str, dict[str, PropertyReference]]:
+        """cursus' name for :meth:`resolve_dependencies` (same arguments, same result)."""
+        return self.resolve_dependencies(step_names)
+
     def resolve_step_dependencies(
         self, step: str, available_steps: Iterable[str] | None = None
     ) -> dict[str, PropertyReference]:
@@ -446,6 +452,7 @@ class DependencyResolver:
                         dep.required,
                         score,
                         tuple(run.notes.get(key, ())),
+                        item.output,
                     )
                 )
         return ResolutionReport(
@@ -544,11 +551,10 @@ def _raise_if_required_missing(
 ) -> None:
     if not missing:
         return
-    listed = "; ".join(f"{u.consumer}.{u.dependency} ({u.reason})" for u in missing)
-    noun = "dependency" if len(missing) == 1 else "dependencies"
+    names = ", ".join(f"{u.consumer}.{u.dependency}" for u in missing)
+    reasons = "; ".join(f"{u.consumer}.{u.dependency}: {u.reason}" for u in missing)
     raise DependencyResolutionError(
-        f"{len(missing)} required {noun} could not be resolved in context "
-        f"'{report.context}': {listed}",
+        f"unresolved required dependencies in context '{report.context}': {names} ({reasons})",
         report=report,
         hint="see 'regman explain CONTEXT STEP DEPENDENCY' for the candidates",
     )
