@@ -231,7 +231,7 @@ def _split_suffix(name: str) -> tuple[str, str] | None:
     match = _JOB_SUFFIX_RE.match(name)
     if match is None:
         return None
-    return match["base"], _canonical_token(match["job"].lower())
+    return match["base"], normalize_job_type(match["job"])
 
 
 def split_job_type(step_name: str) -> tuple[str, str | None]:
@@ -247,9 +247,10 @@ def split_job_type(step_name: str) -> tuple[str, str | None]:
 
 
 def normalize_job_type(job_type: str) -> str:
-    """``"Training"``, ``"train"`` -> ``"training"``; ``"FineTune"`` -> ``"fine_tune"``."""
+    """``"Training"``, ``"train"`` -> ``"training"``; ``"FineTune"``, ``"fine_tune"`` ->
+    ``"finetune"`` (one word: a name suffix cannot hold a separator)."""
     tokens = [_canonical_token(w.lower()) for w in _WORD_RE.findall(job_type)]
-    return "_".join(tokens) or job_type.lower()
+    return "".join(tokens) or job_type.lower()
 
 
 def step_job_type(step_name: str, spec: StepSpecification) -> str | None:
