@@ -562,6 +562,35 @@ class Candidates:
         total = score_total(self._score(item.signature)[0], item.step in self._sources)
         return (tier(preferred, item.job), -total, subtier(preferred, item.job))
 
+    def exact_name_items(self) -> list[Provided]:
+        """Outputs of other steps whose logical name (not an alias) is the dependency's
+        name once normalised, of an accepted type; sorted by (provider, output)."""
+        compact = self._dep_form.name.compact
+        if not compact:
+            return []
+        index, found = self._index, list[Provided]()
+        for kind in self._kinds:
+            for sid in index.compacts.get(kind, {}).get(compact, ()):
+                signature = index.signatures[sid]
+                if signature.form.names[0].compact != compact:
+                    continue
+                for members in signature.buckets.values():
+                    found.extend(m for m in members if m.step != self._consumer)
+        return sorted(found, key=lambda m: (m.step, m.output_name))
+
+    def is_alias_match(self, item: Provided) -> bool:
+        """Whether one of the output's aliases is the dependency's name (normalised)."""
+        compact = self._dep_form.name.compact
+        names = self._index.signatures[item.signature].form.names
+        return bool(compact) and any(name.compact == compact for name in names[1:])
+
+    def is_exact_name(self, item: Provided) -> bool:
+        """Whether the output's logical name is the dependency's (normalised)."""
+        compact = self._dep_form.name.compact
+        return bool(compact) and self._index.signatures[item.signature].form.names[0].compact == (
+            compact
+        )
+
     def accepts(self, item: Provided) -> bool:
         """Whether the output's type and data type fit this dependency."""
         return self._index.signatures[item.signature].kind in self._kinds

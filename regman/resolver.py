@@ -84,7 +84,52 @@ class _Run:
     notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     skipped: dict[tuple[str, str], dict[tuple[str, str], str]] = field(default_factory=dict)
     unresolved: dict[tuple[str, str], str] = field(default_factory=dict)
+    # dependencies whose choice a near-equal rule moved: (status, reason) for the
+    # candidates ranked above the final choice
+    refined: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     order: tuple[str, ...] = ()
+
+
+#: Candidates within this much of the best score are near-equal: between them the
+#: nearest provider on the data path, then an exact name, decide before the score.
+NEAR_EQUAL = 0.05
+
+Key = tuple[str, str]  # (consumer, dependency)
+
+
+class _Graph:
+    """The wiring while it is refined: edge counts per (provider, consumer) and who takes
+    each output, kept in step with the resolver's adjacency maps."""
+
+    def __init__(
+        self,
+        chosen: Mapping[Key, _Choice],
+        consumers_of: dict[str, dict[str, None]],
+        providers_of: dict[str, dict[str, None]],
+    ) -> None:
+        self.consumers_of, self.providers_of = consumers_of, providers_of
+        self.counts: dict[tuple[str, str], int] = {}
+        self.takers: dict[tuple[str, str], dict[Key, None]] = {}
+        for key in sorted(chosen):
+            choice = chosen[key]
+            edge = (choice.provider, key[0])
+            self.counts[edge] = self.counts.get(edge, 0) + 1
+            self.takers.setdefault((choice.provider, choice.output), {})[key] = None
+
+    def move(self, key: Key, old: _Choice, new: _Choice) -> None:
+        consumer = key[0]
+        del self.takers[(old.provider, old.output)][key]
+        edge = (old.provider, consumer)
+        self.counts[edge] -= 1
+        if not self.counts[edge]:
+            del self.counts[edge]
+            del self.consumers_of[old.provider][consumer]
+            del self.providers_of[consumer][old.provider]
+        self.takers.setdefault((new.provider, new.output), {})[key] = None
+        edge = (new.provider, consumer)
+        self.counts[edge] = self.counts.get(edge, 0) + 1
+        self.consumers_of.setdefault(new.provider, {})[consumer] = None
+        self.providers_of.setdefault(consumer, {})[new.provider] = None
 
 
 # -- the resolver ------------------------------------------------------------------------
@@ -212,7 +257,9 @@ class DependencyResolver:
         ranked: list[Candidate] = []
         chosen: Candidate | None = None
         for rank, candidate in qualifying:
-            status, reason = self._status(rank, candidate, chosen_rank, skipped, preferred, step)
+            status, reason = self._status(
+                rank, candidate, chosen_rank, skipped, preferred, step, run.refined.get(key)
+            )
             described = _with_status(candidate, status, reason)
             if status == "chosen":
                 chosen = described
@@ -246,12 +293,19 @@ class DependencyResolver:
         skipped: Mapping[tuple[str, str], str],
         preference: Preference,
         step: str,
+        refined: tuple[str, str] | None = None,
     ) -> tuple[str, str]:
         where = (candidate.provider, candidate.output)
         if chosen is not None and where == (chosen.provider, chosen.output):
+            if refined is not None:
+                return "chosen", refined[1]
             return "chosen", "the best qualifying candidate that keeps the pipeline acyclic"
         if where in skipped:
             return "closes a cycle", skipped[where]
+        if refined is not None and chosen is not None and rank[:3] < chosen[:3]:
+            return refined[0], (
+                f"scores {candidate.score.total:.2f}, within {NEAR_EQUAL} of the best; {refined[1]}"
+            )
         if chosen is None or rank[:3] < chosen[:3]:
             return "closes a cycle", "it would close a cycle"
         if rank[:3] == chosen[:3]:
@@ -374,6 +428,9 @@ class DependencyResolver:
                 )
             if notes:
                 run.notes[key] = notes
+        self._refine(
+            run, {key: streams[i] for i, key in enumerate(keys)}, consumers_of, providers_of
+        )
         for position, key in enumerate(keys):
             if key not in run.chosen:
                 run.unresolved[key] = self._unresolved_reason(
@@ -381,6 +438,144 @@ class DependencyResolver:
                 )
         run.order = _topological_order(run.steps, consumers_of)
         return run
+
+    def _refine(
+        self,
+        run: _Run,
+        streams: Mapping[Key, Candidates],
+        consumers_of: dict[str, dict[str, None]],
+        providers_of: dict[str, dict[str, None]],
+    ) -> None:
+        """Rules between near-equal candidates (within NEAR_EQUAL of the best, same job-type
+        tier), applied to the committed wiring, dependencies in name order:
+
+        1. the nearest provider: when the chosen provider's output is also taken by a step
+           B that offers a qualifying output (a pass-through: label rules, sampling,
+           feature selection...), take B's, and so on down the data path;
+        2. an exact name: when the choice matched through an alias or a similar name,
+           an output named exactly like the dependency goes first (one already upstream
+           of the consumer first, then by rank), unless it lies upstream of the choice on
+           the data path (rule 1 went past it on purpose).
+
+        A move never closes a cycle, so the wiring stays acyclic; it depends on names
+        only, so it stays deterministic.
+        """
+        graph = _Graph(run.chosen, consumers_of, providers_of)
+        best = {key: -choice.negative_total for key, choice in run.chosen.items()}
+        for _ in range(8):  # a move only goes down a data path: this settles fast
+            moved = False
+            for key in sorted(run.chosen):
+                for _ in range(8):
+                    current = run.chosen[key]
+                    stream = streams[key]
+                    step = self._nearer(run, graph, key, stream, current, best[key])
+                    if step is None:
+                        step = self._exact(run, graph, key, stream, current, best[key])
+                    if step is None:
+                        break
+                    new, status, reason = step
+                    graph.move(key, current, new)
+                    run.chosen[key] = new
+                    run.refined[key] = (status, reason)
+                    run.notes[key] = [
+                        *(n for n in run.notes.get(key, ()) if not n.startswith("tied at ")),
+                        reason,
+                    ]
+                    moved = True
+            if not moved:
+                return
+
+    def _options(
+        self,
+        key: Key,
+        stream: Candidates,
+        current: _Choice,
+        best: float,
+        items: Iterable[Provided],
+    ) -> list[tuple[tuple[int, float, int], Provided]]:
+        """The near-equal qualifying candidates among ``items``, ranked."""
+        found = []
+        for item in items:
+            if item.step == key[0] or not stream.accepts(item):
+                continue
+            level = stream.rank_of(item)
+            total = -level[1]
+            if (
+                level[0] != current.tier
+                or level[2] > current.subtier
+                or total < self.threshold
+                or total < best - NEAR_EQUAL - 1e-9
+            ):
+                continue
+            found.append((level, item))
+        found.sort(key=lambda pair: (pair[0], pair[1].step, pair[1].output_name))
+        return found
+
+    def _nearer(
+        self,
+        run: _Run,
+        graph: _Graph,
+        key: Key,
+        stream: Candidates,
+        current: _Choice,
+        best: float,
+    ) -> tuple[_Choice, str, str] | None:
+        consumer = key[0]
+        passing = [
+            taker
+            for taker, _ in graph.takers.get((current.provider, current.output), {}).items()
+            if taker[0] != consumer
+        ]
+        through = {taker[0]: taker[1] for taker in sorted(passing)}
+        items = [item for step in sorted(through) for item in run.index.outputs_by_step[step]]
+        for level, item in self._options(key, stream, current, best, items):
+            if _path(graph.consumers_of, consumer, item.step) is not None:
+                continue  # downstream of the consumer: never a backward edge
+            new = _Choice(*level, item.step, item.output_name, item)
+            reason = (
+                f"nearest provider: took {item.step}.{item.output_name} "
+                f"({-level[1]:.2f}) over {current.provider}.{current.output} "
+                f"({-current.negative_total:.2f}): {item.step} passes it on "
+                f"({item.step}.{through[item.step]} <- {current.provider}.{current.output})"
+            )
+            return new, "nearest provider", reason
+        return None
+
+    def _exact(
+        self,
+        run: _Run,
+        graph: _Graph,
+        key: Key,
+        stream: Candidates,
+        current: _Choice,
+        best: float,
+    ) -> tuple[_Choice, str, str] | None:
+        if stream.is_exact_name(current.item):
+            return None
+        consumer = key[0]
+        options = self._options(key, stream, current, best, stream.exact_name_items())
+        if not options:
+            return None
+        upstream = _reachable(graph.providers_of, consumer)
+        options.sort(key=lambda pair: pair[1].step not in upstream)  # stable: rank within
+        for level, item in options:
+            if _path(graph.consumers_of, item.step, current.provider) is not None:
+                continue  # upstream of the choice on its data path
+            if _path(graph.consumers_of, consumer, item.step) is not None:
+                continue  # downstream of the consumer: never a backward edge
+            new = _Choice(*level, item.step, item.output_name, item)
+            how = (
+                "through an alias"
+                if current.item.output.logical_name != current.output or current.item.output.aliases
+                else "by a similar name"
+            )
+            reason = (
+                f"exact name: took {item.step}.{item.output_name} ({-level[1]:.2f}) over "
+                f"{current.provider}.{current.output} ({-current.negative_total:.2f}), "
+                f"which matches '{key[1]}' only {how}"
+            )
+            return new, "exact name", reason
+        return None
 
     def _unresolved_reason(
         self,

@@ -19,9 +19,11 @@ from regman import (
 )
 from regman.candidates import BoundTable, OutputIndex, Preference
 from regman.resolution import ResolutionReport
+from regman.resolver import NEAR_EQUAL
 from regman.scoring import (
     JOB_TYPES,
     form_of_dependency,
+    name_form,
     normalize_name,
     requested_job_type,
     score_candidate,
@@ -716,6 +718,11 @@ def test_any_wiring_is_acyclic_deterministic_and_locally_best(
                 closes = reaches(edges, consumer, candidate.provider)
                 if candidate.status == "closes a cycle":
                     assert closes, (consumer, name, candidate)
+                elif candidate.status in ("nearest provider", "exact name"):
+                    # a near-equal rule passed it over: within NEAR_EQUAL, same tier
+                    assert edge is not None
+                    assert candidate.score.total <= edge.score.total + NEAR_EQUAL + 1e-9
+                    assert candidate.score.total >= edge.score.total
                 else:
                     assert edge is not None
                     assert candidate.status in ("tie", "job type", "lower score")
@@ -781,6 +788,7 @@ def test_a_lone_dependency_gets_the_best_output_by_exhaustive_scoring(
     the_dep = dep(wanted, kind, sources=sources, keywords=keywords)
     specs[consumer] = step("Consumer", deps=[the_dep])
     best = None
+    qualifying = []
     for name, spec in specs.items():
         if name == consumer:
             continue
@@ -791,7 +799,20 @@ def test_a_lone_dependency_gets_the_best_output_by_exhaustive_scoring(
             if score is None or score.total < 0.5:
                 continue
             key = (rank, -score.total, sub, name, output_name)
+            qualifying.append(key)
             best = key if best is None or key < best else best
+    exact = name_form(wanted).compact
+    if best is not None and name_form(best[4]).compact != exact:
+        # an exact name within NEAR_EQUAL (same tier, no worse subtier) beats an alias
+        near = [
+            k
+            for k in qualifying
+            if name_form(k[4]).compact == exact
+            and k[0] == best[0]
+            and k[2] <= best[2]
+            and -k[1] >= -best[1] - NEAR_EQUAL - 1e-9
+        ]
+        best = min(near) if near else best
     report = DependencyResolver(registry_of(specs)).get_resolution_report()
     if best is None:
         assert report.edges == ()
