@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from regman.scoring import (
@@ -126,8 +127,7 @@ class OutputIndex:
 
     @staticmethod
     def kinds(dependency: DependencySpec) -> list[_Kind]:
-        data_class = data_type_class(dependency.data_type)
-        return [(kind, data_class) for kind in ACCEPTED_OUTPUT_TYPES[dependency.dependency_type]]
+        return _kinds(dependency.dependency_type, dependency.data_type)
 
     def dependency_id(self, dependency: DependencySpec) -> int:
         """Dependencies with the same evidence share an id, hence cached scores."""
@@ -145,6 +145,13 @@ class OutputIndex:
 
     def scores(self, dep_id: int) -> dict[int, tuple[float, float]]:
         return self._scores[dep_id]
+
+
+@lru_cache(maxsize=256)
+def _kinds(dependency_type: DependencyType, data_type: str) -> list[_Kind]:
+    """What a dependency's filters accept (cached: read-only for callers)."""
+    data_class = data_type_class(data_type)
+    return [(kind, data_class) for kind in ACCEPTED_OUTPUT_TYPES[dependency_type]]
 
 
 class Preference(NamedTuple):
@@ -171,8 +178,13 @@ def preference(index: OutputIndex, consumer: str, dep: DependencySpec) -> Prefer
 
 def hinted_job_type(dep: DependencySpec, known: frozenset[str]) -> str | None:
     """The one job type the dependency's keywords name (``[data, training]``), if any."""
+    return _hinted(tuple(dep.semantic_keywords), known)
+
+
+@lru_cache(maxsize=1 << 14)
+def _hinted(keywords: tuple[str, ...], known: frozenset[str]) -> str | None:
     words: set[str] = set()
-    for keyword in dep.semantic_keywords:
+    for keyword in keywords:
         words.update(name_form(keyword).tokens)
     hinted = words & known
     return next(iter(hinted)) if len(hinted) == 1 else None
@@ -562,20 +574,27 @@ class Candidates:
         total = score_total(self._score(item.signature)[0], item.step in self._sources)
         return (tier(preferred, item.job), -total, subtier(preferred, item.job))
 
-    def exact_name_items(self) -> list[Provided]:
+    def exact_name_items(self, min_total: float) -> list[Provided]:
         """Outputs of other steps whose logical name (not an alias) is the dependency's
-        name once normalised, of an accepted type; sorted by (provider, output)."""
+        name once normalised, of an accepted type, that may score ``min_total`` or more;
+        sorted by (provider, output). Outputs sharing a signature score alike (but for a
+        declared source's bonus), so most are passed over a signature at a time."""
         compact = self._dep_form.name.compact
         if not compact:
             return []
-        index, found = self._index, list[Provided]()
+        index, consumer, sources = self._index, self._consumer, self._sources
+        found: list[Provided] = []
         for kind in self._kinds:
             for sid in index.compacts.get(kind, {}).get(compact, ()):
                 signature = index.signatures[sid]
-                if signature.form.names[0].compact != compact:
+                if signature.form.names[0].compact != compact or self._score(sid)[1] < min_total:
                     continue
                 for members in signature.buckets.values():
-                    found.extend(m for m in members if m.step != self._consumer)
+                    found.extend(m for m in members if m.step != consumer and m.step not in sources)
+        for provider in sources:
+            for item in index.outputs_by_step[provider]:
+                if self.accepts(item) and self.is_exact_name(item):
+                    found.append(item)
         return sorted(found, key=lambda m: (m.step, m.output_name))
 
     def is_alias_match(self, item: Provided) -> bool:

@@ -553,7 +553,8 @@ class DependencyResolver:
         if stream.is_exact_name(current.item):
             return None
         consumer = key[0]
-        options = self._options(key, stream, current, best, stream.exact_name_items())
+        floor = max(self.threshold, best - NEAR_EQUAL - 1e-9)
+        options = self._options(key, stream, current, best, stream.exact_name_items(floor))
         if not options:
             return None
         upstream = _reachable(graph.providers_of, consumer)

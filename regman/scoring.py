@@ -246,6 +246,7 @@ def split_job_type(step_name: str) -> tuple[str, str | None]:
     return step_name, None
 
 
+@lru_cache(maxsize=1 << 12)
 def normalize_job_type(job_type: str) -> str:
     """``"Training"``, ``"train"`` -> ``"training"``; ``"FineTune"``, ``"fine_tune"`` ->
     ``"finetune"`` (one word: a name suffix cannot hold a separator)."""
@@ -331,7 +332,12 @@ def requested_job_type(
     Keywords never ask: a keyword naming a job type (``inference``) is evidence in the
     score like any other, not a rule that demotes every provider of another job type.
     """
-    asked = set(name_form(dependency.logical_name).tokens) & known
+    return _requested(dependency.logical_name, frozenset(known))
+
+
+@lru_cache(maxsize=1 << 14)
+def _requested(logical_name: str, known: frozenset[str]) -> str | None:
+    asked = set(name_form(logical_name).tokens) & known
     return next(iter(asked)) if len(asked) == 1 else None
 
 
