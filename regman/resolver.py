@@ -5,17 +5,27 @@ How a dependency is wired (the rules a pipeline author can rely on):
 1. Candidates are outputs of *other* given steps whose type and data type are compatible
    (:mod:`regman.scoring`); each gets a score in [0, 1]. Only candidates scoring at or
    above the threshold qualify; type alone never does.
-2. Job types order the qualifying candidates before scores do. A step with a job type
-   (``job_type`` or a ``_training``/``_calibration``/... name suffix) prefers providers
-   of its own job type, then providers without one, and takes a provider of another job
-   type only when neither qualifies. A step without a job type whose dependency asks for
-   one job type in its name or keywords (``training_data``) only puts providers of
-   another explicit job type last.
-3. Then the higher score wins. Equal scores go to a provider already upstream of the
-   consumer, else to the first provider and output by name.
+2. Job types order the qualifying candidates before scores do (the job types of a
+   context: :func:`regman.scoring.job_types_of`, open to any word the context uses). A
+   step with a job type prefers providers of its own job type, then providers without
+   one, and takes a provider of another job type only when neither qualifies. A step
+   without a job type whose dependency's *name* asks for one (``training_data``) only
+   puts providers of another explicit job type last. Fitted artifacts (a
+   ``model_artifacts`` dependency) cross branches on purpose: the consumer's own job type
+   first, every other provider equally.
+3. Then the higher score wins; at an equal score, a job type the dependency's keywords
+   name goes first. Still equal: a provider already upstream of the consumer, else the
+   first provider and output by name (reported as a tie).
 4. The wiring is acyclic: edges are committed strongest first, and a dependency whose
    best candidate would close a cycle takes its best one that does not (the report says
    so). Everything is ordered by names, so registration order never matters.
+5. Then, between near-equal candidates (within :data:`NEAR_EQUAL` of the best, same job
+   type rank), on the committed wiring: the nearest provider on the data path (a step
+   that takes the chosen output and hands on a qualifying one of its own), then an exact
+   name over an alias. Neither ever adds a backward edge.
+
+Each step resolves with its effective spec: the ``variants`` entry of its job type
+deep-merged over the stored spec (``StepSpecification.for_job_type``).
 
 Speed (:mod:`regman.candidates`): outputs are grouped by their evidence (type, data
 type, names, keywords) and indexed by word and by whole name, so a dependency only ever
@@ -60,9 +70,10 @@ from regman.resolution import (
 )
 from regman.scoring import (
     ACCEPTED_OUTPUT_TYPES,
+    job_types_of,
     score_candidate,
 )
-from regman.spec import DependencySpec, OutputSpec
+from regman.spec import DependencySpec, OutputSpec, StepSpecification
 
 
 class _Choice(NamedTuple):
@@ -201,6 +212,16 @@ class DependencyResolver:
         Unresolved dependencies do not stop it: the order is that of what was wired.
         """
         return list(self._run(step_names).order)
+
+    def effective_specification(self, step: str) -> StepSpecification:
+        """The spec ``step`` resolves with: its stored spec with the variant of its job type
+        (as the context determines it, see ``regman.scoring.job_types_of``) merged over it.
+        For ``show --effective``; the stored spec is ``registry.get_specification``."""
+        specs = self.registry.list_specifications()
+        spec = specs.get(step)
+        if spec is None:
+            raise StepNotFoundError(self.registry.context_name, step)
+        return spec.for_job_type(job_types_of(specs)[step])
 
     def explain(
         self, step: str, dependency: str, available_steps: Iterable[str] | None = None
@@ -758,6 +779,7 @@ def _raise_if_required_missing(
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "NEAR_EQUAL",
     "Candidate",
     "DependencyResolver",
     "Explanation",

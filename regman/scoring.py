@@ -13,8 +13,8 @@ type                 0.10    exact type (0.05 for a merely compatible type)
 name                 0.50    dependency name vs. the output's name and aliases
 dependency_keywords  0.35    the dependency's semantic_keywords found in the output
 output_keywords      0.20    the output's semantic_keywords found in the dependency
-compatible_source    0.80    provider's step type (or step name without job-type
-                             suffix) listed in the dependency's compatible_sources
+compatible_source    0.80    provider's step type or step name, with or without a
+                             job-type suffix, listed in compatible_sources
 ==================== ======= ====================================================
 
 A type-only match scores 0.10 and never qualifies. An exact name alone gives 0.55. A

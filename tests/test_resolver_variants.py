@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from regman import DependencyResolver, RegistryManager, SpecError, StepSpecification
+from regman import (
+    DependencyResolver,
+    RegistryManager,
+    SpecError,
+    StepNotFoundError,
+    StepSpecification,
+)
 from regman.specfile import load_spec_text
 from tests.test_resolver import dep, out, registry_of, step, wiring
 
@@ -184,3 +190,17 @@ def test_a_variant_making_a_dependency_required_can_fail_resolution() -> None:
     assert [(u.consumer, u.dependency) for u in report.unresolved_required] == [
         ("BatchTransform_calibration", "model_input")
     ]
+
+
+def test_the_effective_specification_of_a_step_in_its_context() -> None:
+    specs = variant_pipeline()
+    specs["evaluation_run"] = specs["BatchTransform_training"]  # no job type: the base
+    resolver = DependencyResolver(registry_of(specs))
+    effective = resolver.effective_specification("BatchTransform_calibration")
+    assert effective.dependencies["model_input"].required is True
+    assert effective.variants == {}
+    base = resolver.effective_specification("evaluation_run")
+    assert base.dependencies["model_input"].required is False
+    assert base.variants == specs["evaluation_run"].variants
+    with pytest.raises(StepNotFoundError):
+        resolver.effective_specification("nope")
