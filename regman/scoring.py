@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from regman.spec import DependencySpec, DependencyType, OutputSpec, StepSpecification
+from regman.spec import (
+    DependencySpec,
+    DependencyType,
+    OutputSpec,
+    StepSpecification,
+    normalize_job_type,
+)
 
 # -- compatibility filters -------------------------------------------------------------
 
@@ -244,14 +250,6 @@ def split_job_type(step_name: str) -> tuple[str, str | None]:
     if found is not None and found[1] in JOB_TYPES:
         return found
     return step_name, None
-
-
-@lru_cache(maxsize=1 << 12)
-def normalize_job_type(job_type: str) -> str:
-    """``"Training"``, ``"train"`` -> ``"training"``; ``"FineTune"``, ``"fine_tune"`` ->
-    ``"finetune"`` (one word: a name suffix cannot hold a separator)."""
-    tokens = [_canonical_token(w.lower()) for w in _WORD_RE.findall(job_type)]
-    return "".join(tokens) or job_type.lower()
 
 
 def step_job_type(step_name: str, spec: StepSpecification) -> str | None:

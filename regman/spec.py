@@ -8,8 +8,10 @@ reachable from here (``regman.spec.load_spec_file``) for convenience.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import (
@@ -190,8 +192,6 @@ class StepSpecification(_Model):
         abbreviations ignored: ``Training`` and ``train`` find ``training``), if any."""
         if job_type is None or not self.variants:
             return None
-        from regman.scoring import normalize_job_type
-
         wanted = normalize_job_type(job_type)
         for key in sorted(self.variants):
             if normalize_job_type(key) == wanted:
@@ -277,6 +277,26 @@ class StepSpecification(_Model):
         from regman.specfile import load_spec_file
 
         return load_spec_file(path)
+
+
+_WORD_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
+_JOB_ABBREVIATIONS = {
+    "train": "training",
+    "calib": "calibration",
+    "test": "testing",
+    "eval": "evaluation",
+    "val": "validation",
+    "infer": "inference",
+}
+
+
+@lru_cache(maxsize=1 << 12)
+def normalize_job_type(job_type: str) -> str:
+    """How job types compare: ``"Training"``, ``"train"`` -> ``"training"``;
+    ``"FineTune"``, ``"fine_tune"`` -> ``"finetune"`` (one word: a name suffix cannot
+    hold a separator)."""
+    words = [w.lower() for w in _WORD_RE.findall(job_type)]
+    return "".join(_JOB_ABBREVIATIONS.get(w, w) for w in words) or job_type.lower()
 
 
 def node_type_violation(
