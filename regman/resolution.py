@@ -101,6 +101,9 @@ class ResolvedDependency:
     score: Score
     notes: tuple[str, ...] = ()
     output_spec: OutputSpec | None = field(default=None, compare=False, repr=False)
+    #: the equally ranked candidate the choice was made over by name (``provider.output``),
+    #: when no rule separated them: the choice is arbitrary
+    tied_with: str | None = None
 
     @property
     def reference(self) -> PropertyReference:
@@ -123,6 +126,7 @@ class ResolvedDependency:
             "score": self.score.total,
             "breakdown": self.score.to_dict(),
             "notes": list(self.notes),
+            "tied_with": self.tied_with,
         }
 
 

@@ -98,6 +98,7 @@ class _Run:
     # dependencies whose choice a near-equal rule moved: (status, reason) for the
     # candidates ranked above the final choice
     refined: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    ties: dict[tuple[str, str], str] = field(default_factory=dict)  # -> "provider.output"
     order: tuple[str, ...] = ()
 
 
@@ -404,12 +405,14 @@ class DependencyResolver:
             after = stream.head
             chosen: _Choice | None = None
             why_tie = "ties go to the first provider and output by name"
+            by_upstream = False
             if after is not None and after.level == level and providers_of.get(consumer):
                 # a provider the consumer already draws from goes first (never a cycle)
                 found = stream.best_upstream(level, _reachable(providers_of, consumer))
                 if found is not None:
                     chosen = _Choice(found[0], found[1], level[2], *found[2:])
                     why_tie = f"chose {chosen.provider}, already upstream of {consumer}"
+                    by_upstream = True
             candidate: Rank | None = head
             while chosen is None and candidate is not None:
                 cycle = _path(consumers_of, consumer, candidate.provider)
@@ -447,6 +450,8 @@ class DependencyResolver:
                 notes.append(
                     f"tied at {-level[1]:.2f} with {rival.provider}.{rival.output}; {why_tie}"
                 )
+                if not by_upstream:  # decided by name only: arbitrary
+                    run.ties[key] = f"{rival.provider}.{rival.output}"
             if notes:
                 run.notes[key] = notes
         self._refine(
@@ -502,6 +507,7 @@ class DependencyResolver:
                         *(n for n in run.notes.get(key, ()) if not n.startswith("tied at ")),
                         reason,
                     ]
+                    run.ties.pop(key, None)  # a rule decided: no longer arbitrary
                     moved = True
             if not moved:
                 return
@@ -670,6 +676,7 @@ class DependencyResolver:
                         score,
                         tuple(run.notes.get(key, ())),
                         item.output,
+                        run.ties.get(key),
                     )
                 )
         return ResolutionReport(

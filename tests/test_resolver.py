@@ -470,6 +470,7 @@ def test_a_tie_prefers_a_provider_already_upstream() -> None:
     }
     (edge,) = [e for e in report.edges if e.dependency == "data"]
     assert "already upstream of consumer" in edge.notes[0]
+    assert edge.tied_with is None  # a rule decided, not the name order
 
 
 def test_every_unresolved_required_dependency_is_named() -> None:

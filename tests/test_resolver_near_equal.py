@@ -214,6 +214,7 @@ def test_a_tie_a_rule_breaks_is_no_tie_and_one_that_remains_is_reported() -> Non
     (edge,) = [e for e in report.edges if e.consumer == "consumer"]
     assert (edge.provider, edge.output) == ("b_rules", "processed_data")
     assert not any(n.startswith("tied at") for n in edge.notes)
+    assert edge.tied_with is None
     # two unrelated providers, equal in every respect: the tie stays and is said
     specs["b_rules"] = step(
         "Rules", deps=[dep("DATA", "processing_output", sources=["Source"])], outs=[same]
@@ -222,6 +223,8 @@ def test_a_tie_a_rule_breaks_is_no_tie_and_one_that_remains_is_reported() -> Non
     (edge,) = [e for e in resolver.get_resolution_report().edges if e.consumer == "consumer"]
     assert (edge.provider, edge.output) == ("a_prep", "processed_data")
     assert any(n.startswith("tied at") for n in edge.notes)
+    assert edge.tied_with == "b_rules.processed_data"
+    assert edge.to_dict()["tied_with"] == "b_rules.processed_data"
     statuses = {
         c.provider: c.status for c in resolver.explain("consumer", "processed_data").candidates
     }
