@@ -211,7 +211,9 @@ class Candidate:
     property_path: str
     score: Score
     provider_job_type: str | None
-    status: str  # chosen | closes a cycle | job type | tie | lower score | below threshold
+    # chosen | closes a cycle | job type | tie | lower score | below threshold |
+    # nearest provider | exact name | passed over (closed a cycle when considered)
+    status: str
     reason: str
 
     def to_dict(self) -> dict[str, Any]:

@@ -276,12 +276,25 @@ class DependencyResolver:
         key = (step, dependency)
         chosen_rank = run.chosen.get(key)
         skipped = run.skipped.get(key, {})
+        stale: set[tuple[str, str]] = set()
+        if skipped and run.refined:
+            # a near-equal rule moved edges after these were passed over: the cycle one
+            # would have closed may be gone from the final wiring
+            final: dict[str, dict[str, None]] = {}
+            for (consumer, _), choice in run.chosen.items():
+                final.setdefault(choice.provider, {})[consumer] = None
+            stale = {where for where in skipped if _path(final, step, where[0]) is None}
         ranked: list[Candidate] = []
         chosen: Candidate | None = None
         for rank, candidate in qualifying:
             status, reason = self._status(
                 rank, candidate, chosen_rank, skipped, preferred, step, run.refined.get(key)
             )
+            if (candidate.provider, candidate.output) in stale:
+                status, reason = (
+                    "passed over",
+                    (f"{reason}, when it was considered; near-equal rules moved edges later"),
+                )
             described = _with_status(candidate, status, reason)
             if status == "chosen":
                 chosen = described

@@ -719,6 +719,8 @@ def test_any_wiring_is_acyclic_deterministic_and_locally_best(
                 closes = reaches(edges, consumer, candidate.provider)
                 if candidate.status == "closes a cycle":
                     assert closes, (consumer, name, candidate)
+                elif candidate.status == "passed over":
+                    assert "would close the cycle" in candidate.reason
                 elif candidate.status in ("nearest provider", "exact name"):
                     # a near-equal rule passed it over: within NEAR_EQUAL, same tier
                     assert edge is not None
