@@ -146,7 +146,18 @@ class StepSpecification(_Model):
     job_type: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    _effective: dict[str, StepSpecification] = PrivateAttr(default_factory=dict)
+    # job type -> (the fields it was built from, the effective spec); see for_job_type
+    _effective: dict[str, tuple[tuple[Any, ...], StepSpecification]] = PrivateAttr(
+        default_factory=dict
+    )
+
+    def __eq__(self, other: object) -> bool:
+        # the fields only: the cache of effective specs is no part of a spec's value
+        if not isinstance(other, StepSpecification):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like any pydantic model
 
     @field_validator("dependencies", mode="before")
     @classmethod
@@ -174,7 +185,6 @@ class StepSpecification(_Model):
         )
         if rule:
             raise ValueError(rule)
-        self._effective.clear()  # the fields may have changed (validate_assignment)
         for job_type, variant in self.variants.items():
             problem = variant_problem(variant)
             if problem is None:
@@ -207,10 +217,17 @@ class StepSpecification(_Model):
         key = self.variant_for(job_type)
         if key is None:
             return self
+        # cached with the very field objects it was built from, so that a copy with other
+        # fields (model_copy(update=...)) or an assignment never sees a stale one
+        sources = tuple(self.__dict__.values())
         found = self._effective.get(key)
-        if found is None:
-            found = self._effective[key] = apply_variant(self, self.variants[key], key)
-        return found
+        if (
+            found is None
+            or len(found[0]) != len(sources)
+            or any(a is not b for a, b in zip(found[0], sources, strict=True))
+        ):
+            found = self._effective[key] = (sources, apply_variant(self, self.variants[key], key))
+        return found[1]
 
     # -- convenience accessors (the cursus API) ---------------------------------
     def get_dependency(self, logical_name: str) -> DependencySpec | None:

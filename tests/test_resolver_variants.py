@@ -204,3 +204,19 @@ def test_the_effective_specification_of_a_step_in_its_context() -> None:
     assert base.variants == specs["evaluation_run"].variants
     with pytest.raises(StepNotFoundError):
         resolver.effective_specification("nope")
+
+
+def test_the_effective_spec_follows_changes_to_the_spec() -> None:
+    spec = load_spec_text(BATCH_TRANSFORM, "batch_transform.step.yaml")
+    before = spec.for_job_type("calibration")
+    assert spec.for_job_type("calibration") is before  # cached
+    relaxed = {"spec": {"dependencies": {"model_input": {"required": False}}}}
+    copy = spec.model_copy(update={"variants": {"calibration": relaxed}})
+    assert copy.for_job_type("calibration").dependencies["model_input"].required is False
+    assert spec.for_job_type("calibration").dependencies["model_input"].required is True
+    spec.description = "changed"
+    assert spec.for_job_type("calibration").description == "changed"
+    # equality is by the fields, whatever was computed from them
+    fresh = load_spec_text(BATCH_TRANSFORM, "again.yaml")
+    fresh.description = "changed"
+    assert fresh == spec and copy != spec
