@@ -267,21 +267,31 @@ def job_types_of(specs: Mapping[str, StepSpecification]) -> dict[str, str | None
     has job type ``<suffix>`` when the suffix is a well-known job type (training,
     calibration, validation, testing, inference), or a job type the context declares
     (some spec's ``job_type`` or a ``variants`` key), or the base names the step's own
-    step type (cursus' ``TabularPreprocessing_evaluation``), or two steps with different
-    bases share the suffix (a branch: ``load_finetune`` and ``prep_finetune``). So
-    ``model_evaluation`` alone is a step name, not an evaluation step. Depends only on
+    step type (cursus' ``TabularPreprocessing_evaluation``), or the suffix marks a
+    replicated branch: two steps with different bases carry it, and one of those bases
+    also carries a job type (``load_finetune``, ``prep_finetune`` beside
+    ``load_training``). So ``model_evaluation`` alone is a step name, not an evaluation
+    step, and ``data_loading`` beside ``model_loading`` are two loaders. Depends only on
     the set of specs, never on their order.
     """
     declared: set[str] = set(JOB_TYPES)
     bases_by_suffix: dict[str, set[str]] = {}
+    suffixes_by_base: dict[str, set[str]] = {}
     for step, spec in specs.items():
         if spec.job_type:
             declared.add(normalize_job_type(spec.job_type))
         declared.update(normalize_job_type(job) for job in spec.variants)
         found = _split_suffix(step)
         if found is not None:
-            bases_by_suffix.setdefault(found[1], set()).add(source_key(found[0]))
-    declared.update(job for job, bases in bases_by_suffix.items() if len(bases) > 1)
+            base = source_key(found[0])
+            bases_by_suffix.setdefault(found[1], set()).add(base)
+            suffixes_by_base.setdefault(base, set()).add(found[1])
+    branches = {
+        suffix
+        for suffix, bases in bases_by_suffix.items()
+        if len(bases) > 1 and any(suffixes_by_base[base] & declared - {suffix} for base in bases)
+    }
+    declared |= branches
     jobs: dict[str, str | None] = {}
     for step, spec in specs.items():
         if spec.job_type:

@@ -47,8 +47,10 @@ TRAINING = step(
         ({"TabularPreprocessing_evaluation": "TabularPreprocessing"}, "evaluation"),
         ({"TabularPreprocessing-FineTune": "TabularPreprocessing"}, "finetune"),
         ({"XGBoostTraining_pretrain": "XGBoostTraining"}, "pretrain"),
-        # a suffix shared by two branches' steps
-        ({"load_munged": "Loader", "prep_munged": "Prep"}, "munged"),
+        # a replicated branch: two bases carry the suffix, one of them a job type too
+        ({"load_munged": "Loader", "prep_munged": "Prep", "load_training": "Loader"}, "munged"),
+        ({"load_munged": "Loader", "prep_munged": "Prep"}, None),
+        ({"data_loading": "Loader", "model_loading": "ModelLoader"}, None),
         # the well-known ones, whatever the step type
         ({"prep_train": "Prep"}, "training"),
         # a plain step name, not a job type
