@@ -220,3 +220,22 @@ def test_the_effective_spec_follows_changes_to_the_spec() -> None:
     fresh = load_spec_text(BATCH_TRANSFORM, "again.yaml")
     fresh.description = "changed"
     assert fresh == spec and copy != spec
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        # native layout, as cursus writes it
+        "  training:\n    spec:\n      dependencies:\n        processed_data:\n"
+        "          semantic_keywords: [training]\n",
+        # flat layout, ports as a list with logical_name and the long key names
+        "  training:\n    dependencies:\n      - logical_name: processed_data\n"
+        "        dependency_type: processing_output\n        semantic_keywords: [training]\n",
+    ],
+)
+def test_a_variant_in_either_layout(variant: str) -> None:
+    text = BATCH_TRANSFORM.split("variants:")[0] + "variants:\n" + variant
+    spec = load_spec_text(text, "bt.yaml").for_job_type("training")
+    processed = spec.dependencies["processed_data"]
+    assert processed.semantic_keywords == ["training"]
+    assert processed.compatible_sources == ["TabularPreprocessing"]  # kept from the base
