@@ -89,6 +89,8 @@ class OutputIndex:
         self._scores: list[dict[int, tuple[float, float]]] = []
         # per (dependency id, job preference): (pending, below) bounds, see Candidates
         self.bounds: dict[tuple[int, Preference], BoundTable] = {}
+        # per dependency id: its exact-name signatures as (-total without source, sid)
+        self.exact_names: dict[int, list[tuple[float, int]]] = {}
         ids: dict[tuple[Any, ...], int] = {}
         for step in sorted(specs):
             spec = specs[step]
@@ -244,6 +246,16 @@ class NearMiss(NamedTuple):
 
 
 _MARGIN = 1e-4  # covers the rounding of totals to 4 places, so bounds stay bounds
+#: The best score an output can get without a declared compatible source (every other
+#: piece of evidence at its full weight).
+BEST_UNSOURCED = (
+    1.0
+    - (1.0 - WEIGHTS["type"])
+    * (1.0 - WEIGHTS["name"])
+    * (1.0 - WEIGHTS["dependency_keywords"])
+    * (1.0 - WEIGHTS["output_keywords"])
+    + _MARGIN
+)
 _W_TYPE, _W_NAME = WEIGHTS["type"], WEIGHTS["name"]
 _W_DEP_KW, _W_OUT_KW = WEIGHTS["dependency_keywords"], WEIGHTS["output_keywords"]
 
@@ -447,6 +459,7 @@ class Candidates:
         "_below",
         "_consumer",
         "_dep_form",
+        "_dep_id",
         "_dep_type",
         "_groups",
         "_heap",
@@ -468,7 +481,7 @@ class Candidates:
         self._dep_form = form_of_dependency(dep)
         self._dep_type = dep.dependency_type
         self._preferred = preferred = preference(index, consumer, dep)
-        dep_id = index.dependency_id(dep)
+        self._dep_id = dep_id = index.dependency_id(dep)
         self._scores = index.scores(dep_id)
         self._groups: list[_Group] = []
         self._heap: list[Rank] = []
@@ -578,19 +591,29 @@ class Candidates:
         """Outputs of other steps whose logical name (not an alias) is the dependency's
         name once normalised, of an accepted type, that may score ``min_total`` or more;
         sorted by (provider, output). Outputs sharing a signature score alike (but for a
-        declared source's bonus), so most are passed over a signature at a time."""
+        declared source's bonus), and the signatures are ranked once per dependency
+        evidence, so a call looks only at those that reach ``min_total``."""
         compact = self._dep_form.name.compact
         if not compact:
             return []
         index, consumer, sources = self._index, self._consumer, self._sources
+        ranked = index.exact_names.get(self._dep_id)
+        if min_total > BEST_UNSOURCED:
+            ranked = []  # only a declared source can reach it: no need to rank the rest
+        elif ranked is None:
+            ranked = sorted(
+                (-self._score(sid)[1], sid)
+                for kind in self._kinds
+                for sid in index.compacts.get(kind, {}).get(compact, ())
+                if index.signatures[sid].form.names[0].compact == compact
+            )
+            index.exact_names[self._dep_id] = ranked
         found: list[Provided] = []
-        for kind in self._kinds:
-            for sid in index.compacts.get(kind, {}).get(compact, ()):
-                signature = index.signatures[sid]
-                if signature.form.names[0].compact != compact or self._score(sid)[1] < min_total:
-                    continue
-                for members in signature.buckets.values():
-                    found.extend(m for m in members if m.step != consumer and m.step not in sources)
+        for negative_total, sid in ranked:
+            if -negative_total < min_total:
+                break
+            for members in index.signatures[sid].buckets.values():
+                found.extend(m for m in members if m.step != consumer and m.step not in sources)
         for provider in sources:
             for item in index.outputs_by_step[provider]:
                 if self.accepts(item) and self.is_exact_name(item):
@@ -609,6 +632,10 @@ class Candidates:
         return bool(compact) and self._index.signatures[item.signature].form.names[0].compact == (
             compact
         )
+
+    def is_source(self, step: str) -> bool:
+        """Whether ``step`` is a declared compatible source of this dependency."""
+        return step in self._sources
 
     def accepts(self, item: Provided) -> bool:
         """Whether the output's type and data type fit this dependency."""

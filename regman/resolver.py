@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from regman.candidates import (
+    BEST_UNSOURCED,
     Candidates,
     NearMiss,
     OutputIndex,
@@ -567,6 +568,8 @@ class DependencyResolver:
             if taker[0] != consumer
         ]
         through = {taker[0]: taker[1] for taker in sorted(passing)}
+        if best - NEAR_EQUAL > BEST_UNSOURCED:  # only a declared source can come near
+            through = {b: d for b, d in through.items() if stream.is_source(b)}
         items = [item for step in sorted(through) for item in run.index.outputs_by_step[step]]
         for level, item in self._options(key, stream, current, best, items):
             if _path(graph.consumers_of, consumer, item.step) is not None:
