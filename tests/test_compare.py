@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from regman import RegistryManager, StepSpecification
+from regman import RegistryManager
 from regman.compare import FieldChange, diff_contexts, diff_documents
 from tests.conftest import make_spec
 
@@ -38,22 +38,3 @@ def test_diff_contexts() -> None:
         "left": "A",
         "right": "B",
     }
-
-
-def test_diff_contexts_shows_a_changed_variant() -> None:
-    manager = RegistryManager(":memory:")
-    dev, prod = manager.get_registry("dev"), manager.get_registry("prod")
-    assert dev is not None and prod is not None
-    base = make_spec("Prep", deps={"data": "processing_output"})
-    for registry, words in ((dev, ["training"]), (prod, ["training", "data"])):
-        variant = {"spec": {"dependencies": {"data": {"semantic_keywords": words}}}}
-        spec = StepSpecification(**{**base.model_dump(), "variants": {"training": variant}})
-        registry.register_specification("prep", spec)
-    changes = diff_contexts(dev, prod).changed["prep"]
-    assert [(c.path, c.left, c.right) for c in changes] == [
-        (
-            "variants.training.spec.dependencies.data.semantic_keywords",
-            ["training"],
-            ["training", "data"],
-        )
-    ]

@@ -17,7 +17,9 @@ from regman import (
     StepNotFoundError,
     StepSpecification,
 )
+from regman.compare import diff_contexts
 from regman.specfile import load_spec_text
+from tests.conftest import make_spec
 from tests.test_resolver import dep, out, registry_of, step, wiring
 
 BATCH_TRANSFORM = """\
@@ -239,3 +241,22 @@ def test_a_variant_in_either_layout(variant: str) -> None:
     processed = spec.dependencies["processed_data"]
     assert processed.semantic_keywords == ["training"]
     assert processed.compatible_sources == ["TabularPreprocessing"]  # kept from the base
+
+
+def test_diff_contexts_shows_a_changed_variant() -> None:
+    manager = RegistryManager(":memory:")
+    dev, prod = manager.get_registry("dev"), manager.get_registry("prod")
+    assert dev is not None and prod is not None
+    base = make_spec("Prep", deps={"data": "processing_output"})
+    for registry, words in ((dev, ["training"]), (prod, ["training", "data"])):
+        variant = {"spec": {"dependencies": {"data": {"semantic_keywords": words}}}}
+        spec = StepSpecification(**{**base.model_dump(), "variants": {"training": variant}})
+        registry.register_specification("prep", spec)
+    changes = diff_contexts(dev, prod).changed["prep"]
+    assert [(c.path, c.left, c.right) for c in changes] == [
+        (
+            "variants.training.spec.dependencies.data.semantic_keywords",
+            ["training"],
+            ["training", "data"],
+        )
+    ]
