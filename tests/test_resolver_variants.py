@@ -6,6 +6,7 @@ port restates only what changes, lists are replaced. The spec as stored stays as
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,29 @@ def test_diff_contexts_shows_a_changed_variant() -> None:
             ["training", "data"],
         )
     ]
+
+
+def test_show_effective_merges_the_variant_and_show_keeps_the_stored_spec(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regman.cli import app
+
+    spec_file = tmp_path / "batch_transform.step.yaml"
+    spec_file.write_text(BATCH_TRANSFORM)
+    store = ["--store", str(tmp_path / "store")]
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, [*store, "register", "p", "batch_transform_calibration", str(spec_file)]
+    )
+    assert ok.exit_code == 0, ok.stderr
+    stored = runner.invoke(app, [*store, "show", "p", "batch_transform_calibration", "--json"])
+    effective = runner.invoke(
+        app, [*store, "show", "p", "batch_transform_calibration", "--effective", "--json"]
+    )
+    assert stored.exit_code == effective.exit_code == 0, effective.stderr
+    stored_deps = json.loads(stored.stdout)["spec"]["dependencies"]
+    effective_deps = json.loads(effective.stdout)["spec"]["dependencies"]
+    assert stored_deps["model_input"]["required"] is False
+    assert effective_deps["model_input"]["required"] is True
+    assert effective_deps["processed_data"]["semantic_keywords"] == ["calibration", "data"]
+    assert "variants" in json.loads(stored.stdout)
