@@ -54,7 +54,10 @@ def _global_options(
 ) -> None:
     if store is not None and not store.strip():
         raise typer.BadParameter("--store needs a folder path", param_hint="--store")
-    settings.store = os.path.abspath(os.path.expanduser(store)) if store else None
+    if store and "://" in store:
+        settings.store = store  # a URL: open_store picks its backend (or refuses the scheme)
+    else:
+        settings.store = os.path.abspath(os.path.expanduser(store)) if store else None
     settings.debug = debug
 
 
