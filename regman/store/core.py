@@ -38,6 +38,7 @@ from regman.store.backend import MAX_CACHE_BYTES, MAX_HEAD_BYTES, MAX_RECORD_BYT
 from regman.store.records import (
     FORMAT_VERSION,
     SNAPSHOT_EVERY,
+    STAT_KEYS,
     Change,
     Entry,
     Head,
@@ -298,7 +299,7 @@ class Store:
                 return {}
             good = {}
             for name, e in contexts.items():
-                if isinstance(e, list) and len(e) == 3 and isinstance(e[2], dict):
+                if isinstance(e, list) and len(e) == 3 and _sound_stats(e[1], e[2]):
                     good[name] = e
             return good
         except (StoreError, KeyError, TypeError, json.JSONDecodeError):
@@ -935,6 +936,16 @@ def apply_changes(steps: dict[str, Entry], changes: Mapping[str, Change]) -> Non
             steps.pop(step, None)
         else:
             steps[step] = change.entry
+
+
+def _sound_stats(cleared: Any, stats: Any) -> bool:
+    """A cached entry's values have the shape ``Head.stats`` gives (a cache is never trusted)."""
+    if type(cleared) is not bool or not isinstance(stats, dict) or set(stats) != set(STAT_KEYS):
+        return False
+    return all(
+        isinstance(stats[k], str) if k.endswith("_at") else type(stats[k]) is int and stats[k] >= 0
+        for k in STAT_KEYS
+    )
 
 
 def _plain(token: Hashable) -> Any:
