@@ -132,8 +132,9 @@ def _check_context(store: Store, name: str, report: DoctorReport) -> None:
         head = None
         repaired = report.repair and _rebuild_head(store, name, report)
         report.add("error", f"{name}: head", e.message, repaired)
-        if repaired:
-            head = store.head(name)
+        if not repaired:
+            return  # a damaged head is not a missing one: its objects are the history
+        head = store.head(name)
     if head is None:
         _check_headless(store, name, report)
         return
