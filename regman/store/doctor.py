@@ -306,8 +306,8 @@ def _rebuild_head(store: Store, name: str, report: DoctorReport) -> bool:
     last = records[newest]
     cleared = last.command == "clear"
     head = Head(name, newest, records[1].created_at, cleared, steps, removed, last)
-    current = backend.read_head(name, 1 << 62)
     try:
+        current = backend.read_head(name, 1 << 62)  # a FIFO or a link: reported, not a crash
         ok = backend.swap_head(name, head.to_json(), current[1] if current else None)
     except StoreError:
         return False
