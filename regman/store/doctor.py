@@ -135,6 +135,14 @@ def _check_context(store: Store, name: str, report: DoctorReport) -> None:
         if not repaired:
             return  # a damaged head is not a missing one: its objects are the history
         head = store.head(name)
+    if head is None and store.backend.list_objects(f"{name}/revisions"):
+        # Revisions without a head: the head was deleted (a first write that did not
+        # land has written no record), so the history is rebuilt, never swept away.
+        repaired = report.repair and _rebuild_head(store, name, report)
+        report.add("error", f"{name}: head", "the head is missing but revisions exist", repaired)
+        if not repaired:
+            return
+        head = store.head(name)
     if head is None:
         _check_headless(store, name, report)
         return
