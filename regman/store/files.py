@@ -79,7 +79,17 @@ class FileBackend(Backend):
         return self.folder.create(self._parts(key), data)
 
     def delete_object(self, key: str) -> bool:
-        return self.folder.unlink(self._parts(key))
+        parts = self._parts(key)
+        deleted = self.folder.unlink(parts)
+        # Folders the object emptied go too (up to the context's own, when it has no
+        # head): a change taken back leaves the store as it was, not empty folders.
+        for depth in range(len(parts) - 1, 1, -1):
+            try:
+                with self.folder.open_dir(parts[: depth - 1]) as dfd:
+                    os.rmdir(parts[depth - 1], dir_fd=dfd)
+            except OSError:
+                break
+        return deleted
 
     def where(self, key: str) -> str:
         return os.path.join(self.root, "contexts", *key.split("/"))
