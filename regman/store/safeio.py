@@ -182,7 +182,11 @@ class Folder:
                     return False
                 finally:
                     _unlink_at(dfd, tmp)
-                _fsync_fd(dfd)
+                try:
+                    _fsync_fd(dfd)
+                except BaseException:
+                    _unlink_at(dfd, parts[-1])  # ours: a failed create leaves nothing
+                    raise
                 return True
         except OSError as e:
             self._remove_made(parts, made)
