@@ -135,8 +135,25 @@ class FileBackend(Backend):
             except OSError:
                 previous = 0
             mtime = max(time.time_ns(), previous + 1)
-            self.folder.write(["contexts", context, HEAD], data, mtime_ns=mtime)
+            try:
+                self.folder.write(["contexts", context, HEAD], data, mtime_ns=mtime)
+            except StoreError:
+                # The rename may have landed before a later step (the folder's fsync)
+                # failed: put the old head back, so that a failed swap changed nothing
+                # (the caller takes back the objects the new head refers to).
+                self._undo_swap(context, data, current[0] if current else None, mtime)
+                raise
             return True
+
+    def _undo_swap(self, context: str, new: bytes, old: bytes | None, mtime: int) -> None:
+        with contextlib.suppress(StoreError):
+            now = self.read_head(context, len(new) + 1)
+            if now is None or now[0] != new:
+                return  # the swap did not land
+            if old is None:
+                self.folder.unlink(["contexts", context, HEAD])
+            else:
+                self.folder.write(["contexts", context, HEAD], old, mtime_ns=mtime + 1)
 
     def head_token(self, context: str) -> Hashable:
         try:
