@@ -498,10 +498,11 @@ class Store:
             return CommitResult(context, at, False, plan.outcomes)
         if head is not None:  # the record of the previous revision, before it leaves the head
             self.backend.create_object(record_key(context, at), head.last.to_json())
-        written = [
-            key for key, data in plan.objects.items() if self.backend.create_object(key, data)
-        ]
+        written: list[str] = []
         try:
+            for key, data in plan.objects.items():  # a failure takes back those before it
+                if self.backend.create_object(key, data):
+                    written.append(key)
             new = self._next_head(context, head, plan, changes, cleared, command, message)
             data = new.to_json()
             if len(data) > MAX_HEAD_BYTES:
