@@ -483,7 +483,15 @@ class Store:
         if if_revision is not None and at != if_revision:
             raise RevisionConflictError(context, at, if_revision)
         if head is not None and head.last.command == "purge":
-            raise ConflictError(f"context '{context}' is being purged", hint="try again")
+            if not getattr(self.backend, "serialises_writers", False):
+                raise ConflictError(f"context '{context}' is being purged", hint="try again")
+            # A tombstone seen under the writer lock: its purger died. Finish the purge
+            # (what it was asked for), then this change applies to no context.
+            assert etag is not None
+            self.finish_purge(context, etag)
+            head, etag, at = None, None, 0
+            if if_revision is not None and if_revision != 0:
+                raise RevisionConflictError(context, at, if_revision)
         if head is None:
             self._refuse_context_case_clash(context)
         plan = decide(head)
@@ -710,13 +718,18 @@ class Store:
                 if current is None:
                     return True
                 etag = current[1]
+            self.finish_purge(context, etag)
+        return True
+
+    def finish_purge(self, context: str, etag: str) -> None:
+        """Delete a tombstoned context's objects, then its head (under its writer lock)."""
+        with self.backend.writer_lock(context):
             for prefix in ("specs", "revisions"):
                 self.backend.delete_prefix(f"{context}/{prefix}")
             self.backend.swap_head(context, None, etag)
             self.backend.delete_prefix(context)
         self._heads.pop(context, None)
         self._records = {k: v for k, v in self._records.items() if k[0] != context}
-        return True
 
     def restore(
         self,
