@@ -146,6 +146,18 @@ def _check_context(store: Store, name: str, report: DoctorReport) -> None:
     if head is None:
         _check_headless(store, name, report)
         return
+    if head.last.command == "purge":  # a purge that was interrupted: finish it
+        repaired = False
+        if report.repair:
+            try:
+                current = store.backend.read_head(name, 1 << 62)
+                if current is not None:
+                    store.finish_purge(name, current[1])
+                repaired = True
+            except StoreError:
+                repaired = False
+        report.add("warning", name, "an interrupted purge (--repair finishes it)", repaired)
+        return
     referenced = _check_records(store, name, head, report)
     referenced |= {(s, e.spec) for s, e in head.steps.items()}
     referenced |= {(s, r.entry.spec) for s, r in head.removed.items()}
