@@ -89,6 +89,8 @@ def _upgrade_context(store: Store, backend: FileBackend, context: str) -> None:
         return
     folder = ["contexts", context]
     old = _old_specs(backend, [*folder, "specs"])
+    if not old and backend.folder.read([*folder, "context.json"], 1 << 20) is None:
+        return  # not a format-1 context: objects of a new-format write a kill interrupted
     if store.head(context) is None:
         store.put_specs(
             context,
