@@ -822,8 +822,12 @@ class Store:
                 by_context.setdefault(entry.context, []).append(entry)
         purged = 0
         for context, entries in by_context.items():
-            if any(e.step is None for e in entries):
-                purged += self.purge_context(context)
+            cleared = [e for e in entries if e.step is None]
+            if cleared:
+                # Only the cleared context that was listed: one restored (or changed)
+                # since is live again and must not be purged.
+                with contextlib.suppress(RevisionConflictError):
+                    purged += self.purge_context(context, if_revision=cleared[0].revision)
                 continue
             steps = {e.step for e in entries if e.step}
 
