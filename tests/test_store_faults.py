@@ -208,9 +208,11 @@ def test_a_fault_at_every_call_changes_nothing(
     shutil.rmtree(root)
 
     points = range(len(calls)) if STRESS or len(calls) <= 60 else _sample(len(calls))
+    if operation == "import-50" and not STRESS:
+        points = points[::2]  # (the first and last calls of each kind are in the sample)
     failures = successes = 0
     for at in points:
-        for error in ERRNOS if at % 2 == 0 or STRESS else ERRNOS[::3]:
+        for error in ERRNOS if STRESS else ERRNOS[at % 2 :: 2]:  # each errno on half the calls
             root, args = fresh(template, tmp_path, operation)
             faulty.at, faulty.error, faulty.calls[:] = at, error, []
             faulty.fired = None
@@ -238,8 +240,8 @@ def test_a_fault_at_every_call_changes_nothing(
 
 
 def _sample(n: int) -> list[int]:
-    """For long writes (import of 50): the first and last 30 calls and every 7th between."""
-    return sorted(set(range(30)) | set(range(n - 30, n)) | set(range(30, n - 30, 7)))
+    """For long writes (import of 50): the first and last 30 calls and every 9th between."""
+    return sorted(set(range(30)) | set(range(n - 30, n)) | set(range(30, n - 30, 9)))
 
 
 def _repair_leaves_no_temp(root: Path, where: str) -> None:
@@ -253,7 +255,7 @@ def _finish_purge(root: Path, where: str) -> None:
     result = cli(root, "doctor", "--repair")
     assert result.exit_code in (0, 1), f"{where}: {result.stderr}"
     result = cli(root, "doctor")
-    assert result.exit_code == 0, f"{where}: doctor not clean after a failed purge:\n{result.stdout}"
+    assert result.exit_code == 0, f"{where}: doctor unclean after a failed purge:\n{result.stdout}"
 
 
 def test_an_import_of_50_files_onto_a_full_disk_registers_none(
