@@ -88,6 +88,7 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
             return report
     for warning in store.warnings():
         report.add("warning", store.location, warning)
+    _check_stray_temporaries(store, report)
     for name in sorted(backend.list_heads()):
         if not is_valid_name(name):
             report.add("error", name, "not a valid context name; regman ignores this folder")
@@ -100,6 +101,25 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
         except LockTimeoutError:
             report.add("warning", name, "the context is locked by a writer; not checked")
     return report
+
+
+def _check_stray_temporaries(store: Store, report: DoctorReport) -> None:
+    """Temporary files of the marker or a cache that a killed writer left."""
+    backend = store.backend
+    for name in backend.stray_temporaries():
+        repaired = False
+        if report.repair:
+            try:
+                with backend.store_lock():
+                    repaired = backend.remove_stray_temporary(name)
+            except StoreError:
+                repaired = False
+        report.add(
+            "warning",
+            f"{store.location}/{name}",
+            "a temporary file left by an interrupted write",
+            repaired,
+        )
 
 
 class _no_lock:

@@ -29,7 +29,7 @@ from typing import Any
 from regman.errors import InvalidInputError, LockTimeoutError, StoreError
 from regman.names import lock_key
 from regman.store.backend import MAX_CACHE_BYTES, MAX_MARKER_BYTES, Backend
-from regman.store.safeio import Folder, os_error
+from regman.store.safeio import TMP_PREFIX, Folder, os_error
 
 MARKER = "regman-store.json"
 HEAD = "head.json"
@@ -99,6 +99,20 @@ class FileBackend(Backend):
         if any(p in ("", ".", "..") for p in parts):
             raise StoreError(f"refusing the object key {key!r}")
         return self.folder.unlink(["contexts", *parts])
+
+    def stray_temporaries(self) -> list[str]:
+        found = []
+        for folder in ([], ["cache"]):
+            for name, is_dir in self.folder.listdir(folder):
+                if not is_dir and name.startswith(TMP_PREFIX):
+                    found.append("/".join([*folder, name]))
+        return found
+
+    def remove_stray_temporary(self, name: str) -> bool:
+        parts = name.split("/")
+        if not parts[-1].startswith(TMP_PREFIX) or parts[:-1] not in ([], ["cache"]):
+            raise StoreError(f"refusing to delete {name!r}: not a temporary file of the store")
+        return self.folder.unlink(parts)
 
     def list_objects(self, prefix: str) -> list[str]:
         found: list[str] = []
