@@ -201,6 +201,8 @@ def assert_after_kill(root: Path, operation: str, old: State, new: State, where:
     assert repaired.healthy, f"{where}: doctor --repair left {repaired.to_dict()}"
     again = check_store(FileStore(root))
     assert again.items == [], f"{where}: doctor after --repair: {again.to_dict()['items']}"
+    temps = [p for p in root.rglob(".tmp-*") if "locks" not in p.parts]
+    assert temps == [], f"{where}: temporary files left after doctor --repair: {temps}"
     after_repair = store_state(root)
     assert live(after_repair) == live(now) or operation == "upgrade", f"{where}: repair changed it"
     context = "production" if operation == "upgrade" else "ctx"
