@@ -113,6 +113,31 @@ class RefusedError(RegmanError):
     exit_code = EXIT_NOT_FOUND
 
 
+class ReadOnlyContextError(RefusedError):
+    """A write to a context whose mode is READONLY."""
+
+    def __init__(self, context: str) -> None:
+        super().__init__(
+            f"context '{context}' is read-only",
+            hint=f"unlock it with 'regman contexts set {context} --mode READWRITE'",
+        )
+        self.context = context
+
+
+class CompatibilityError(RefusedError):
+    """A change that breaks the context's compatibility rule (``findings`` says what)."""
+
+    def __init__(self, context: str, mode: str, findings: list[str]) -> None:
+        shown = "; ".join(findings[:5]) + (
+            f"; and {len(findings) - 5} more" if len(findings) > 5 else ""
+        )
+        super().__init__(
+            f"the change breaks {mode} compatibility of context '{context}': {shown}",
+            hint="see 'regman plan', or pass --force to override (recorded in the revision)",
+        )
+        self.context, self.mode, self.findings = context, mode, findings
+
+
 class StoreError(RegmanError):
     """The store cannot be read or written right now (I/O, permissions, space)."""
 

@@ -17,13 +17,31 @@ from regman.errors import ContextNotFoundError
 from regman.names import validate_name
 from regman.registry import SpecificationRegistry
 from regman.store import CommitResult, Store, TrashEntry, open_store
+from regman.store.core import forcing, install_wiring_check, wiring_warnings
 
 if TYPE_CHECKING:
+    from regman.plan import ChangePlan
     from regman.spec import StepSpecification
     from regman.store.doctor import DoctorReport
     from regman.store.records import Record
 
 T = TypeVar("T")
+
+
+def _wiring_check(
+    context: str,
+    mode: str,
+    current: Mapping[str, StepSpecification],
+    after: Mapping[str, StepSpecification],
+) -> list[str]:
+    from regman.plan import compatibility_findings
+
+    return compatibility_findings(context, mode, current, after)
+
+
+# The store enforces each context's compatibility rule on every write; the rule is judged
+# by the resolver, a layer above the store, so the check is handed down from here.
+install_wiring_check(_wiring_check)
 
 
 class RegistryManager:
@@ -40,8 +58,13 @@ class RegistryManager:
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        where = self._store.location if self._store else (self._store_arg or "<default>")
-        return f"RegistryManager(contexts={len(self._registries)}, store={str(where)!r})"
+        # cheap and never raising (a debugger calls it): one listing of the store's heads
+        try:
+            contexts: object = len(self.list_contexts())
+            where: object = self.store.location
+        except Exception:  # an unreadable store still gets a repr
+            contexts, where = "?", self._store_arg or "<default>"
+        return f"RegistryManager(contexts={contexts}, store={str(where)!r})"
 
     @property
     def store(self) -> Store:
@@ -136,6 +159,157 @@ class RegistryManager:
             create=create,
         )
 
+    # -- context settings: compatibility rules and read-only contexts ------------------
+    def set_context_settings(
+        self,
+        context_name: str,
+        *,
+        compatibility: str | None = None,
+        mode: str | None = None,
+        message: str | None = None,
+    ) -> CommitResult:
+        """Set a context's compatibility rule (NONE, BACKWARD, FORWARD, FULL) or its mode
+        (READWRITE, READONLY); a revision of its own. Every later write checks them."""
+        validate_name(context_name, "context")
+        return self.store.set_settings(
+            context_name, compatibility=compatibility, mode=mode, message=message
+        )
+
+    def context_settings(self, context_name: str) -> dict[str, str]:
+        """``{"compatibility": ..., "mode": ...}`` of a live context."""
+        validate_name(context_name, "context")
+        return self.store.settings(context_name)
+
+    @staticmethod
+    def forcing() -> Any:
+        """``with manager.forcing():`` writes inside override compatibility rules; each
+        such revision records the findings it overrode."""
+        return forcing()
+
+    @staticmethod
+    def wiring_warnings() -> Any:
+        """``with manager.wiring_warnings() as found:`` collects what writes inside break
+        in contexts whose rule is NONE (of up to 200 steps), without refusing them."""
+        return wiring_warnings()
+
+    # -- plans: what a change does before it lands ------------------------------------
+    def plan(
+        self,
+        context_name: str,
+        specs: Mapping[str, StepSpecification],
+        *,
+        prune: bool = False,
+        source: str | None = None,
+    ) -> ChangePlan:
+        """What making ``context_name`` hold ``specs`` would do (steps and wiring); no write.
+
+        Steps of the context not in ``specs`` stay, unless ``prune``. A missing or
+        cleared context plans from empty.
+        """
+        from regman.plan import plan_change
+
+        validate_name(context_name, "context")
+        for step in specs:
+            validate_name(step, "step")
+        registry = self.get_registry(context_name, create_if_missing=False)
+        current = registry.require_all_readable() if registry is not None else {}
+        mode = "NONE"
+        if registry is not None:
+            mode = self.store.settings(context_name)["compatibility"]
+        base = self.store.revision(context_name)
+        after = {} if prune else dict(current)
+        after.update(specs)
+        return plan_change(context_name, base, current, after, source=source, compatibility=mode)
+
+    def apply(
+        self,
+        context_name: str,
+        specs: Mapping[str, StepSpecification],
+        *,
+        prune: bool = False,
+        message: str | None = None,
+        if_revision: int | None = None,
+        command: str = "apply",
+        source: str | None = None,
+        plan: ChangePlan | None = None,
+        force: bool = False,
+    ) -> tuple[ChangePlan, CommitResult]:
+        """Make the context hold ``specs`` (and nothing else with ``prune``), as one revision.
+
+        The revision lands only if the context is still at the plan's base revision, so
+        what was planned (and shown) is exactly what lands; otherwise RevisionConflictError.
+        """
+        from regman.errors import RevisionConflictError
+
+        plan = plan or self.plan(context_name, specs, prune=prune, source=source)
+        if if_revision is not None and plan.base_revision != if_revision:
+            raise RevisionConflictError(context_name, plan.base_revision, if_revision)
+        proposed: dict[str, StepSpecification | None] = {
+            s.step: specs[s.step] if s.action != "removed" else None
+            for s in plan.steps
+            if s.action != "unchanged"
+        }
+        if not proposed:
+            return plan, CommitResult(context_name, plan.base_revision, False, {})
+        import contextlib
+
+        with forcing() if force else contextlib.nullcontext():
+            result = self.store.put_specs(
+                context_name,
+                proposed,
+                command=command,
+                message=message,
+                if_revision=plan.base_revision,
+                source=plan.source,
+            )
+        return plan, result
+
+    def promote(
+        self,
+        source_context: str,
+        target_context: str,
+        steps: list[str] | None = None,
+        *,
+        revision: int | None = None,
+        prune: bool = False,
+        message: str | None = None,
+        if_revision: int | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> tuple[ChangePlan, CommitResult | None]:
+        """Copy steps (or all) of ``source_context`` (at ``revision``) into the target, as one
+        revision of the target that records where it came from (``dev@12``).
+
+        ``prune`` makes the target equal to the source; ``dry_run`` only plans.
+        """
+        from regman.errors import InvalidInputError, StepNotFoundError
+
+        if prune and steps:
+            raise InvalidInputError(
+                "--prune makes the target equal to the whole source: name no steps"
+            )
+        source = self.get_registry_at(source_context, revision)
+        specs = source.require_all_readable()
+        if steps:
+            for step in steps:
+                if step not in specs:
+                    raise StepNotFoundError(source_context, step)
+            specs = {s: specs[s] for s in steps}
+        label = f"{source_context}@{source.revision}"
+        plan = self.plan(target_context, specs, prune=prune, source=label)
+        if dry_run:
+            return plan, None
+        return self.apply(
+            target_context,
+            specs,
+            prune=prune,
+            message=message,
+            if_revision=if_revision,
+            command="promote",
+            plan=plan,
+            force=force,
+        )
+
     def remove_step(
         self,
         context_name: str,
@@ -213,6 +387,15 @@ class RegistryManager:
 
         return check_store(self.store, repair=repair)
 
+    @property
+    def location(self) -> str:
+        """Where the store is (a folder path, or ``:memory:``)."""
+        return str(self.store.location)
+
+    def store_exists(self) -> bool:
+        """Whether the store is there at all (reads never create it; the first write does)."""
+        return self.store.backend.exists()
+
     def warnings(self) -> list[str]:
         """Conditions a user should know about (e.g. a store folder others can write)."""
         return self.store.warnings()
@@ -247,6 +430,14 @@ class RegistryManager:
             self.store.delete_context(name)
         with self._lock:
             self._registries.clear()
+
+    def step_types(self, context_name: str) -> list[str]:
+        """The distinct step types of a context now, sorted (read from its head: no YAML)."""
+        validate_name(context_name, "context")
+        head = self.store.head(context_name)
+        if head is None or head.cleared:
+            raise ContextNotFoundError(context_name)
+        return head.step_types()
 
     def get_context_stats(self) -> dict[str, dict[str, Any]]:
         """``{context: {"step_count": n, "step_type_count": m, ...}}`` from the indexes."""

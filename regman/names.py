@@ -40,6 +40,9 @@ def validate_name(name: object, kind: str = "context") -> str:
 
 def is_valid_name(name: object) -> bool:
     """Whether ``name`` passes every rule (for names read back from a store's files)."""
+    if type(name) is str and len(name) <= MAX_NAME_LENGTH and _NAME_RE.match(name):
+        # the common case in one regex (it admits only ASCII letters, digits, '._-')
+        return ".." not in name and name.split(".", 1)[0].upper() not in _WINDOWS_RESERVED
     return isinstance(name, str) and _broken_rule(name) is None
 
 

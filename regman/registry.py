@@ -15,8 +15,15 @@ import time
 from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from regman.errors import InvalidInputError, NotFoundError, SpecError, StoreError
-from regman.names import validate_name
+from regman.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidNameError,
+    NotFoundError,
+    SpecError,
+    StoreError,
+)
+from regman.names import find_case_clash, validate_name
 from regman.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -45,8 +52,17 @@ class SpecificationRegistry:
         self._token: Hashable | object = _UNLOADED
         self._handoff: tuple[Hashable, float] | None = None
         self._cache: dict[str, tuple[Hashable, StepSpecification]] = {}
-        self._batch: dict[str, StepSpecification | None] | None = None
+        self._batches = threading.local()  # a batch belongs to the thread that opened it
         self.damaged: dict[str, str] = {}  # step -> why its stored spec could not be read
+
+    @property
+    def _batch(self) -> dict[str, StepSpecification | None] | None:
+        batch: dict[str, StepSpecification | None] | None = getattr(self._batches, "pending", None)
+        return batch
+
+    @_batch.setter
+    def _batch(self, value: dict[str, StepSpecification | None] | None) -> None:
+        self._batches.pending = value
 
     @property
     def context_name(self) -> str:
@@ -62,11 +78,14 @@ class SpecificationRegistry:
         return self._pinned
 
     def __repr__(self) -> str:
+        # cheap and never raising (a debugger calls it): the step count comes from the
+        # context's head, no spec is parsed
         at = "" if self._pinned is None else f", revision={self._pinned}"
-        return (
-            f"SpecificationRegistry(context_name={self._context!r}, "
-            f"store={self._store.location!r}{at})"
-        )
+        try:
+            steps: object = len(self._store.step_names(self._context, self._pinned))
+        except Exception:  # a damaged or missing store still gets a repr
+            steps = "?"
+        return f"SpecificationRegistry(context={self._context!r}, steps={steps}{at})"
 
     # -- freshness ---------------------------------------------------------------------
     def _specs(self) -> dict[str, tuple[Hashable, StepSpecification]]:
@@ -106,8 +125,8 @@ class SpecificationRegistry:
         ``_HANDOFF_SECONDS``, so ``get_registry(c).get_specification(s)`` costs one stat,
         not two; any later read checks afresh.
         """
-        token = self._store.token(self._context)
-        if token is None or not self._store.context_exists(self._context):
+        token = self._store.live_token(self._context)
+        if token is None:
             return False
         self._handoff = (token, time.monotonic())
         return True
@@ -151,9 +170,7 @@ class SpecificationRegistry:
         validate_name(step_name, "step")
         spec = coerce_specification(specification, source=f"<{step_name}>")
         if self._batch is not None:
-            outcome = self._store.put_specs(
-                self._context, {**self._batch, step_name: spec}, replace=replace, dry_run=True
-            ).outcomes[step_name]
+            outcome = self._stage(self._batch, step_name, spec, replace)
             self._batch[step_name] = spec
             return outcome
         return self._store.put_spec(
@@ -167,6 +184,38 @@ class SpecificationRegistry:
 
     register = register_specification
 
+    def _stage(
+        self,
+        batch: dict[str, StepSpecification | None],
+        step_name: str,
+        spec: StepSpecification,
+        replace: bool,
+    ) -> str:
+        """The outcome of a register inside a batch, against the head plus the batch so far.
+
+        Checked one step at a time (the head is cached), so a batch of n is O(n).
+        """
+        earlier = batch.get(step_name)
+        if earlier is None:  # not in the batch yet, or removed by it: compare with the head
+            clash = find_case_clash(step_name, [s for s, v in batch.items() if v is not None])
+            if clash:
+                raise InvalidNameError(
+                    f"step '{step_name}' differs only in case from step '{clash}' "
+                    f"in this batch for context '{self._context}'",
+                    hint=f"use '{clash}'",
+                )
+            return self._store.put_specs(
+                self._context, {step_name: spec}, replace=replace, dry_run=True
+            ).outcomes[step_name]
+        if earlier == spec:
+            return "unchanged"
+        if not replace:
+            raise ConflictError(
+                f"step '{step_name}' is already in this batch with another spec",
+                hint="drop replace=False to overwrite it",
+            )
+        return "updated"
+
     def remove_specification(
         self,
         step_name: str,
@@ -179,7 +228,10 @@ class SpecificationRegistry:
         self._writable()
         validate_name(step_name, "step")
         if self._batch is not None:
-            present = step_name in self._batch or step_name in self._specs()
+            if step_name in self._batch:  # registered or removed earlier in this batch
+                present = self._batch[step_name] is not None
+            else:
+                present = step_name in self._specs()
             self._batch[step_name] = None
             return present
         return self._store.delete_spec(
@@ -243,12 +295,12 @@ class SpecificationRegistry:
 
     def get_specification_at(self, step_name: str, revision: int) -> StepSpecification | None:
         """The spec ``step_name`` had at ``revision`` (None when it had none)."""
+        from regman.errors import StepNotFoundError
+
         try:
             return self._store.load_spec(self._context, step_name, revision)
-        except NotFoundError as e:
-            if "revision" in str(e) and "has no revision" in str(e):
-                raise
-            return None
+        except StepNotFoundError:
+            return None  # the step was not there then; a missing revision or context raises
 
     # -- reading -----------------------------------------------------------------------
     def get_specification(self, step_name: str) -> StepSpecification | None:
@@ -338,6 +390,30 @@ class SpecificationRegistry:
         for step, spec in specs.items():
             out.write([f"{step}.step.yaml"], spec.to_yaml().encode())
         return list(paths.values())
+
+    def export_bundle(
+        self, path: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Every spec in one bundle (a multi-document YAML stream); written to ``path`` too.
+
+        ``regman import``, ``plan`` and ``apply`` read it back, losslessly. An existing
+        file is refused (ConflictError) unless ``overwrite``; the write is atomic.
+        """
+        from regman.bundle import dump_bundle
+
+        text = dump_bundle(self._context, self.revision, self.require_all_readable())
+        if path is not None:
+            from regman.errors import ConflictError
+            from regman.store.safeio import Folder
+
+            target = os.path.abspath(os.fspath(path))
+            if os.path.exists(target) and not overwrite:
+                raise ConflictError(f"{target} exists", hint="use another name or --force")
+            folder, name = os.path.split(target)
+            if not os.path.isdir(folder):
+                raise StoreError(f"cannot write {target}: no folder {folder}")
+            Folder(folder).write([name], text.encode())
+        return text
 
     def require_all_readable(self) -> dict[str, StepSpecification]:
         """Every spec, or the error of the first one on disk that does not load.

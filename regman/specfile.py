@@ -75,6 +75,41 @@ _SPEC_SECTION_KEYS = ("dependencies", "outputs", *_HEADER_KEYS)
 _TOP_KEYS = ("spec", "dependencies", "outputs", *_HEADER_KEYS)
 
 
+def spec_file_problems(path: str | os.PathLike[str]) -> list[SpecError]:
+    """Every problem of one spec file, in file order (``regman validate``); [] when valid.
+
+    ``load_spec_file`` stops at the first problem; this goes on wherever the rest of
+    the file can still be read (other keys, other dependencies and outputs), so a user
+    fixes a file in one round. A problem that leaves nothing to read on (invalid YAML,
+    a document that is not a mapping) is the only one reported.
+    """
+    try:
+        load_spec_file(path)
+        return []
+    except SpecError as e:
+        first = e
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as fh:
+            document, node = parse_yaml(fh.read(MAX_SPEC_BYTES + 1), source)
+    except (OSError, SpecError):
+        return [first]
+    reader = _DocumentReader(source, locator(node))
+    reader.problems = []
+    try:
+        reader.read(document)
+    except SpecError as e:
+        reader.problems.append(e)
+    except _StopReading:
+        pass
+    found = reader.problems or [first]
+    return sorted(found, key=lambda e: (e.line or 0, e.column or 0))
+
+
+class _StopReading(Exception):
+    """Collecting problems: what is left cannot be checked meaningfully."""
+
+
 def spec_from_document(
     document: Any, *, source: str = "<spec>", locate: Locator | None = None
 ) -> StepSpecification:
@@ -86,6 +121,13 @@ class _DocumentReader:
     def __init__(self, source: str, locate: Locator) -> None:
         self.source = source
         self.locate = locate
+        self.problems: list[SpecError] | None = None  # collecting instead of raising
+
+    def report(self, error: SpecError) -> None:
+        """Raise ``error``, or, when collecting every problem, note it and go on."""
+        if self.problems is None:
+            raise error
+        self.problems.append(error)
 
     def fail(
         self, problem: str, path: Path_, *, at_key: bool = False, hint: str | None = None
@@ -123,7 +165,7 @@ class _DocumentReader:
                 raise self.fail(f"'spec' must be a mapping, not {kind_of(section)}", ("spec",))
             for key in section:
                 if key not in _SPEC_SECTION_KEYS:
-                    raise self.unknown_key(key, ("spec", key), _SPEC_SECTION_KEYS)
+                    self.report(self.unknown_key(key, ("spec", key), _SPEC_SECTION_KEYS))
             for key in _HEADER_KEYS:
                 if key in section:
                     header[key], header_paths[key] = section[key], ("spec", key)
@@ -139,16 +181,17 @@ class _DocumentReader:
         for key, value in document.items():
             if key in _HEADER_KEYS:
                 if key in header and header[key] != value:
-                    raise self.fail(f"'{key}' differs at top level and under 'spec'", (key,))
+                    self.report(self.fail(f"'{key}' differs at top level and under 'spec'", (key,)))
                 header[key], header_paths[key] = value, (key,)
             elif key not in _TOP_KEYS:
                 close = difflib.get_close_matches(key, _TOP_KEYS, n=1, cutoff=0.85)
                 if close:
-                    raise self.unknown_key(key, (key,), _TOP_KEYS)
+                    self.report(self.unknown_key(key, (key,), _TOP_KEYS))
+                    continue
                 metadata[key] = value
         for key in ("step_type", "node_type"):
             if key not in header:
-                raise self.fail(f"missing required field '{key}'", (), hint=f"add '{key}:'")
+                self.report(self.fail(f"missing required field '{key}'", (), hint=f"add '{key}:'"))
         dependencies = self.entries(
             body.get("dependencies"),
             (*body_path, "dependencies"),
@@ -159,6 +202,8 @@ class _DocumentReader:
         outputs = self.entries(
             body.get("outputs"), (*body_path, "outputs"), "output", OutputSpec, _OUTPUT_KEYS
         )
+        if self.problems:
+            raise _StopReading  # the model's own rules would judge a partial spec
         values = {**header, "dependencies": dependencies, "outputs": outputs, "metadata": metadata}
         try:
             return StepSpecification.model_validate(values)
@@ -195,59 +240,81 @@ class _DocumentReader:
         result: dict[str, Any] = {}
         keyed = isinstance(value, Mapping)
         for position, item, key_name in items:
-            item_path = (*path, position)
-            if keyed and not isinstance(position, str):  # `null:` and `no:` keys included
-                raise self.fail(
-                    f"a logical name must be text, not {kind_of(position)} ({position!r})",
-                    item_path,
-                    at_key=True,
-                    hint="quote it in the YAML",
-                )
-            if not isinstance(item, Mapping):
-                raise self.fail(f"a {kind} must be a mapping, not {kind_of(item)}", item_path)
-            fields: dict[str, Any] = {}
-            for key, field_value in item.items():
-                target = keys.get(key) if isinstance(key, str) else None
-                if target is None:
-                    raise self.unknown_key(key, (*item_path, key), keys)
-                if target in fields:
-                    raise self.fail(
-                        f"'{key}' repeats another key for '{target}'",
-                        (*item_path, key),
-                        at_key=True,
-                    )
-                fields[target] = field_value
-            if key_name is not None:
-                given = fields.setdefault("logical_name", key_name)
-                if given != key_name:
-                    raise self.fail(
-                        f"logical_name '{given}' differs from its key '{key_name}'",
-                        (*item_path, "logical_name"),
-                    )
             try:
-                built = model.model_validate(fields)
-            except (ValidationError, SpecError) as e:
-                err = _validation_detail(e)
-                loc = err["loc"]
-                file_key = _file_key(item, str(loc[0]), keys) if loc else None
-                field_path = (*item_path, file_key, *loc[1:]) if file_key else item_path
-                if not file_key and loc and loc[0] == "logical_name" and key_name is not None:
-                    # the logical name is the mapping key: point at the key, not the body
-                    raise self.fail(
-                        f"logical name {key_name!r} {error_message(err)}", item_path, at_key=True
-                    ) from None
-                if not file_key and loc:
-                    raise self.fail(
-                        f"missing required field '{_alias_for(str(loc[0]))}'",
-                        item_path,
-                        hint=f"add '{_alias_for(str(loc[0]))}:'",
-                    ) from None
-                raise self.fail(error_message(err), field_path) from None
-            name = built.logical_name  # type: ignore[attr-defined]
-            if name in result:
-                raise self.fail(f"duplicate {kind} logical_name '{name}'", item_path)
-            result[name] = built
+                self.entry(item, (*path, position), key_name, keyed, kind, model, keys, result)
+            except SpecError as e:
+                self.report(e)
         return result
+
+    def entry(
+        self,
+        item: Any,
+        item_path: Path_,
+        key_name: str | None,
+        keyed: bool,
+        kind: str,
+        model: type[_Model],
+        keys: Mapping[str, str],
+        result: dict[str, Any],
+    ) -> None:
+        """Read one dependency or output into ``result`` (raises its first problem)."""
+        position = item_path[-1]
+        if keyed and not isinstance(position, str):  # `null:` and `no:` keys included
+            raise self.fail(
+                f"a logical name must be text, not {kind_of(position)} ({position!r})",
+                item_path,
+                at_key=True,
+                hint="quote it in the YAML",
+            )
+        if not isinstance(item, Mapping):
+            raise self.fail(f"a {kind} must be a mapping, not {kind_of(item)}", item_path)
+        fields: dict[str, Any] = {}
+        unknown = False
+        for key, field_value in item.items():
+            target = keys.get(key) if isinstance(key, str) else None
+            if target is None:
+                self.report(self.unknown_key(key, (*item_path, key), keys))
+                unknown = True  # only when collecting: every unknown key of the entry
+                continue
+            if target in fields:
+                raise self.fail(
+                    f"'{key}' repeats another key for '{target}'",
+                    (*item_path, key),
+                    at_key=True,
+                )
+            fields[target] = field_value
+        if unknown:
+            return  # its other checks would report what the unknown keys caused
+        if key_name is not None:
+            given = fields.setdefault("logical_name", key_name)
+            if given != key_name:
+                raise self.fail(
+                    f"logical_name '{given}' differs from its key '{key_name}'",
+                    (*item_path, "logical_name"),
+                )
+        try:
+            built = model.model_validate(fields)
+        except (ValidationError, SpecError) as e:
+            err = _validation_detail(e)
+            loc = err["loc"]
+            file_key = _file_key(item, str(loc[0]), keys) if loc else None
+            field_path = (*item_path, file_key, *loc[1:]) if file_key else item_path
+            if not file_key and loc and loc[0] == "logical_name" and key_name is not None:
+                # the logical name is the mapping key: point at the key, not the body
+                raise self.fail(
+                    f"logical name {key_name!r} {error_message(err)}", item_path, at_key=True
+                ) from None
+            if not file_key and loc:
+                raise self.fail(
+                    f"missing required field '{_alias_for(str(loc[0]))}'",
+                    item_path,
+                    hint=f"add '{_alias_for(str(loc[0]))}:'",
+                ) from None
+            raise self.fail(error_message(err), field_path) from None
+        name = built.logical_name  # type: ignore[attr-defined]
+        if name in result:
+            raise self.fail(f"duplicate {kind} logical_name '{name}'", item_path)
+        result[name] = built
 
 
 def _validation_detail(error: BaseException) -> Mapping[str, Any]:

@@ -20,12 +20,9 @@ LAYERS = {
     "spec": {"errors", "specfile", "yamlsafe"},
     "yamlsafe": {"errors"},
     "specfile": {"errors", "spec", "yamlsafe"},
-    "atomic": {"errors"},
-    "index": {"errors", "spec"},
-    "locks": {"errors", "atomic"},
-    "store": {"errors", "names", "spec", "specfile", "yamlsafe", "atomic", "index", "locks"},
-    "registry": {"errors", "names", "spec", "specfile", "store", "scoring", "atomic"},
-    "manager": {"errors", "names", "spec", "store", "registry"},
+    "store": {"errors", "names", "spec", "specfile", "yamlsafe", "store"},
+    "registry": {"errors", "names", "spec", "specfile", "store", "scoring", "bundle"},
+    "manager": {"errors", "names", "spec", "store", "registry", "plan"},
     "scoring": {"errors", "spec"},
     "resolution": {"scoring", "spec"},
     "candidates": {"scoring", "spec", "resolution"},
@@ -39,34 +36,67 @@ LAYERS = {
         "resolution",
         "candidates",
     },
-    "doctor": {"errors", "names", "spec", "store", "atomic", "index"},
     "compare": {"errors", "registry"},
+    "plan": {"compare", "resolution", "resolver", "spec"},
+    "sources": {"errors", "names", "spec", "specfile", "bundle"},
+    "bundle": {"errors", "names", "spec", "specfile", "yamlsafe"},
+}
+
+# Inside the store, a backend knows only the storage primitives: the policy (revisions, history,
+# restore, purge, caps) lives once above the backends, in core, and no backend imports it.
+BACKEND_MODULES = {
+    "store.backend": set(),
+    "store.memory": {"store.backend"},
+    "store.files": {"store.backend", "store.safeio"},
+    "store.safeio": set(),
 }
 
 
-def regman_imports(path: Path) -> set[str]:
+def regman_imports(path: Path, depth: int = 1) -> set[str]:
+    """The regman modules ``path`` imports, named to ``depth`` parts after ``regman.``."""
     found = set()
+    names: list[str] = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("regman"):
-            found.add(node.module.split(".")[1] if "." in node.module else "")
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("regman."))
-    return found - {""}
+            names.extend(a.name for a in node.names)
+    for name in names:
+        parts = name.split(".")
+        if parts[0] == "regman" and len(parts) > 1:
+            found.add(".".join(parts[1 : 1 + depth]))
+    return found
+
+
+def library_modules() -> list[Path]:
+    return [
+        p
+        for p in PACKAGE.rglob("*.py")
+        if p.stem not in ("__init__", "__main__") and "cli" not in p.relative_to(PACKAGE).parts
+    ]
 
 
 @pytest.mark.parametrize(
-    "module", sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    "module", sorted(str(p.relative_to(PACKAGE).with_suffix("")) for p in library_modules())
 )
 def test_layers_point_one_way(module: str) -> None:
-    allowed = LAYERS.get(module)
+    layer = module.split("/")[0]
+    allowed = LAYERS.get(layer)
     assert allowed is not None, f"regman/{module}.py has no place in LAYERS: add it"
-    assert regman_imports(PACKAGE / f"{module}.py") <= allowed
+    imported = regman_imports(PACKAGE / f"{module}.py")
+    assert imported <= allowed, f"{module} imports {sorted(imported - allowed)}"
+
+
+@pytest.mark.parametrize("module", sorted(BACKEND_MODULES))
+def test_backends_know_only_the_primitives(module: str) -> None:
+    path = PACKAGE / (module.replace(".", "/") + ".py")
+    imported = {m for m in regman_imports(path, depth=2) if m.startswith("store")}
+    assert imported <= BACKEND_MODULES[module], f"{module} imports {sorted(imported)}"
 
 
 def test_nothing_imports_cli() -> None:
-    for path in PACKAGE.glob("*.py"):
-        if path.stem != "__main__":
-            assert "cli" not in regman_imports(path), path
+    for path in library_modules():
+        assert "cli" not in regman_imports(path), path
 
 
 def test_library_import_loads_no_cli_stack() -> None:

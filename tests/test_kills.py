@@ -172,6 +172,7 @@ LEFTOVERS = (
     "only in the head",
     "has no revision",
     "interrupted purge",
+    "purge of the context was interrupted",
 )
 
 

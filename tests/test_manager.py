@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 from pathlib import Path
@@ -71,8 +72,13 @@ def test_global_manager_functions(isolated_store: Path) -> None:
     pipeline_registry.register_specification("preprocessing", preprocess_spec)
     pipeline_registry.register_specification("training", training_spec)
     assert list_contexts() == ["my_pipeline"]
-    # the global manager writes to $REGMAN_HOME (the autouse fixture's temporary folder)
-    assert (isolated_store / "contexts" / "my_pipeline" / "specs" / "training.yaml").exists()
+    # the global manager writes to $REGMAN_HOME (the autouse fixture's temporary folder); a person
+    # finds a step's current spec as plain YAML through the context's head
+    context_dir = isolated_store / "contexts" / "my_pipeline"
+    head = json.loads((context_dir / "head.json").read_text())
+    digest = head["steps"]["training"]["spec"]
+    stored = (context_dir / "specs" / "training" / f"{digest}.yaml").read_text()
+    assert "step_type: XGBoostTraining" in stored
 
 
 def test_context_statistics(manager: RegistryManager) -> None:
@@ -307,3 +313,17 @@ def test_import_touches_no_disk(tmp_path: Path) -> None:
     )
     assert out.stdout.strip() == "True"
     assert not home.exists()
+
+
+def test_reprs_show_counts_for_a_debugger(manager: RegistryManager, store_path: Path) -> None:
+    registry = manager.get_registry("training")
+    assert registry is not None
+    registry.register_specification("train", training_spec)
+    registry.register_specification("prep", preprocess_spec)
+    manager.get_registry("dev")
+    assert repr(registry) == "SpecificationRegistry(context='training', steps=2)"
+    assert repr(registry.at(2)) == "SpecificationRegistry(context='training', steps=1, revision=2)"
+    assert repr(manager) == f"RegistryManager(contexts=2, store={str(store_path)!r})"
+    # a damaged head does not break the repr
+    (store_path / "contexts" / "training" / "head.json").write_text("{")
+    assert repr(registry) == "SpecificationRegistry(context='training', steps=?)"

@@ -125,3 +125,77 @@ def test_standalone_registry_is_in_memory() -> None:
     registry = SpecificationRegistry("solo")
     registry.register_specification("s", make_spec())
     assert registry.list_step_names() == ["s"]
+
+
+def test_a_held_registry_follows_clear_restore_and_rollback(
+    manager: RegistryManager, store_path: Path
+) -> None:
+    held = manager.get_registry("ctx")
+    assert held is not None
+    held.register_specification("a", make_spec("A"))
+    other = RegistryManager(store_path)  # another process
+    other.clear_context("ctx")
+    assert held.get_specification("a") is None and len(held) == 0
+    other.restore("ctx")
+    assert held.get_specification("a") == make_spec("A")
+    other.register_specs("ctx", {"a": make_spec("B")})
+    assert held.get_specification("a") == make_spec("B")
+    other.rollback("ctx", held.revision - 1)
+    assert held.get_specification("a") == make_spec("A")
+    assert held.revision == other.revision("ctx")
+
+
+def test_a_damaged_stored_spec_is_skipped_by_reads_and_named_by_require(
+    registry: SpecificationRegistry, store_path: Path
+) -> None:
+    from regman.errors import DamagedStoreError, StepNotFoundError
+
+    registry.register_specification("good", make_spec("Good"))
+    registry.register_specification("bad", make_spec("Bad"))
+    entry = registry.store.entry("ctx", "bad")
+    (store_path / "contexts" / "ctx" / "specs" / "bad" / f"{entry.spec}.yaml").write_bytes(b"x")
+    fresh = RegistryManager(store_path).get_registry("ctx")
+    assert fresh is not None
+    assert fresh.list_step_names() == ["good"]  # one bad file does not take the context down
+    assert set(fresh.damaged) == {"bad"}
+    with pytest.raises(DamagedStoreError):
+        fresh.require_spec("bad")
+    with pytest.raises(DamagedStoreError):
+        fresh.require_all_readable()
+    with pytest.raises(StepNotFoundError):
+        fresh.require_spec("never")
+    assert fresh.require_spec("good") == make_spec("Good")
+
+
+def test_export_writes_files_that_import_back(
+    registry: SpecificationRegistry, tmp_path: Path
+) -> None:
+    from regman.specfile import load_spec_file
+
+    registry.register_specification("a", make_spec("A"))
+    registry.register_specification("b", make_spec("B", deps={"x": "training_data"}))
+    paths = registry.export(tmp_path / "out")
+    assert sorted(Path(p).name for p in paths) == ["a.step.yaml", "b.step.yaml"]
+    assert {Path(p).name.split(".")[0]: load_spec_file(p) for p in paths} == (
+        registry.list_specifications()
+    )
+    with pytest.raises(ConflictError):
+        registry.export(tmp_path / "out")
+    registry.export(tmp_path / "out", overwrite=True)
+    # an old revision exports as it was
+    past = registry.at(registry.revision - 1)
+    assert [Path(p).name for p in past.export(tmp_path / "past")] == ["a.step.yaml"]
+
+
+def test_stats_of_a_registry(registry: SpecificationRegistry) -> None:
+    registry.register_specification("a", make_spec("A", deps={"x": "training_data"}))
+    stats = registry.stats()
+    assert stats["step_count"] == 1 and stats["dependency_count"] == 1
+    assert stats["revision"] == registry.revision
+    assert stats["created_at"] <= stats["updated_at"]
+
+
+def test_repr_names_the_revision(registry: SpecificationRegistry) -> None:
+    registry.register_specification("a", make_spec("A"))
+    assert "revision=" not in repr(registry)
+    assert "revision=1" in repr(registry.at(1))

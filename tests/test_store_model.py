@@ -1,14 +1,17 @@
-"""The file store against an in-memory model, with two managers on one folder.
+"""The seed's API on the file store against a model, with two managers on one folder.
 
 Random sequences of register / remove / clear / clear-all / get / stats run
 alternately through two RegistryManagers opened on the same folder (as a pipeline
 process and a command-line run would), and after every step both must agree with a
-plain dict model: contexts listed, specs returned, and the statistics kept in the
-per-context indexes.
+plain dict model: contexts listed, specs returned, statistics, and revisions (every
+acknowledged change, including a context that ``get_registry`` creates, is exactly
+one revision; history is dense from 1). The revision-level model over every backend,
+with restore, rollback, batches and purge, is ``tests/store/test_store_state_machine.py``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from typing import Any
@@ -57,6 +60,7 @@ class TwoManagersOneFolder(RuleBasedStateMachine):
         self.managers = [RegistryManager(self.folder), RegistryManager(self.folder)]
         self.turn = 0
         self.model: dict[str, dict[str, StepSpecification]] = {}
+        self.revisions: dict[str, int] = {}  # cleared contexts keep theirs
 
     def teardown(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -69,8 +73,13 @@ class TwoManagersOneFolder(RuleBasedStateMachine):
     def registry(self, manager: RegistryManager, context: str) -> Any:
         registry = manager.get_registry(context)
         assert registry is not None
-        self.model.setdefault(context, {})  # get_registry creates the context
+        if context not in self.model:  # get_registry creates the context: one revision
+            self.model[context] = {}
+            self.bump(context)
         return registry
+
+    def bump(self, context: str) -> None:
+        self.revisions[context] = self.revisions.get(context, 0) + 1
 
     @rule(context=CONTEXTS, step=STEPS, which=SPEC_INDEXES)
     def register(self, context: str, step: str, which: int) -> None:
@@ -81,21 +90,29 @@ class TwoManagersOneFolder(RuleBasedStateMachine):
         expected = "created" if current is None else "unchanged" if current == spec else "updated"
         assert outcome == expected
         self.model[context][step] = spec
+        if outcome != "unchanged":
+            self.bump(context)
 
     @rule(context=CONTEXTS, step=STEPS)
     def remove(self, context: str, step: str) -> None:
         registry = self.registry(self.next_manager(), context)
-        assert registry.remove_specification(step) == (step in self.model[context])
+        present = step in self.model[context]
+        assert registry.remove_specification(step) == present
         self.model[context].pop(step, None)
+        if present:
+            self.bump(context)
 
     @rule(context=CONTEXTS)
     def clear(self, context: str) -> None:
         assert self.next_manager().clear_context(context) == (context in self.model)
-        self.model.pop(context, None)
+        if self.model.pop(context, None) is not None:
+            self.bump(context)
 
     @rule()
     def clear_all(self) -> None:
         self.next_manager().clear_all_contexts()
+        for context in self.model:
+            self.bump(context)
         self.model.clear()
 
     @rule(context=CONTEXTS, step=STEPS)
@@ -124,8 +141,19 @@ class TwoManagersOneFolder(RuleBasedStateMachine):
         for manager in self.managers:
             assert manager.list_contexts() == sorted(self.model)
 
+    @invariant()
+    def every_change_is_one_revision(self) -> None:
+        manager = self.managers[self.turn % 2]
+        for context in ("training", "production", "customer_a"):
+            expected = self.revisions.get(context, 0)
+            assert manager.revision(context) == expected, context
+            if expected:
+                history = manager.history(context)
+                assert [r.revision for r in history] == list(range(expected, 0, -1))
 
+
+STRESS = os.environ.get("REGMAN_STRESS") == "1"
 TwoManagersOneFolder.TestCase.settings = settings(
-    max_examples=15, stateful_step_count=20, deadline=None
+    max_examples=200 if STRESS else 15, stateful_step_count=40 if STRESS else 20, deadline=None
 )
 test_store_against_model = TwoManagersOneFolder.TestCase

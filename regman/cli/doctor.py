@@ -33,6 +33,7 @@ def doctor(
                 ["severity", "where", "problem", "repaired"],
                 [[i.severity, i.path, i.problem, i.repaired] for i in report.items],
                 justify=["left", "left", "left", "left"],
+                whole=(0, 1),
             )
         state = "healthy" if report.healthy else "damaged"
         message(

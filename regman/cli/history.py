@@ -6,13 +6,17 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    complete_context,
+    complete_step,
     confirm,
     guarded,
     message,
     open_manager,
+    overriding,
     print_json,
     print_table,
     short_time,
@@ -22,8 +26,18 @@ from regman.cli.render import (
 @app.command()
 @guarded
 def history(
-    context: str = typer.Argument(..., help="The context (cleared ones too)."),
-    step: str = typer.Argument(None, help="Only revisions that changed this step."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context (cleared ones too).",
+    ),
+    step: str = typer.Argument(
+        None,
+        metavar="STEP",
+        autocompletion=complete_step,
+        help="Only revisions that changed this step.",
+    ),
     limit: int = typer.Option(
         None, "--limit", "-n", metavar="N", min=1, help="Only the newest N revisions."
     ),
@@ -34,6 +48,9 @@ def history(
     rows = [r.summary() for r in records]
     if as_json:
         print_json(rows)
+        return
+    if not rows:  # like 'git log -- nosuchfile': nothing to show is not an error
+        message(f"no revision of context '{context}' touched step '{step}'")
         return
     print_table(
         ["revision", "time", "author", "command", "message", "changes"],
@@ -49,6 +66,7 @@ def history(
             for r in rows
         ],
         justify=["right", "left", "left", "left", "left", "left"],
+        whole=(0, 1),
     )
 
 
@@ -68,12 +86,17 @@ def _changes_text(changes: dict[str, str], purged: list[str]) -> str:
 @app.command()
 @guarded
 def rollback(
-    context: str = typer.Argument(..., help="The context to roll back."),
-    steps: list[str] = typer.Argument(None, metavar="[STEP]...", help="Only these steps."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context to roll back."
+    ),
+    steps: list[str] = typer.Argument(
+        None, metavar="STEP", autocompletion=complete_step, help="Only these steps."
+    ),
     to: int = typer.Option(..., "--to", metavar="N", min=1, help="The revision to go back to."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Make a new revision whose content equals revision N (all steps, or those named).
@@ -92,9 +115,10 @@ def rollback(
         yes=yes,
     ):
         raise RefusedError("not confirmed; nothing was changed")
-    result = manager.rollback(
-        context, to, steps or None, message=message_text, if_revision=if_revision
-    )
+    with overriding(force):
+        result = manager.rollback(
+            context, to, steps or None, message=message_text, if_revision=if_revision
+        )
     changed = {s: o for s, o in result.outcomes.items() if o != "unchanged"}
     if as_json:
         print_json(

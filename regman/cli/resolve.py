@@ -7,7 +7,6 @@ the output format, so a script can gate on it; the result is printed either way.
 from __future__ import annotations
 
 import os
-import sys
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +15,14 @@ import typer
 from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
+    cap,
+    complete_context,
+    complete_step,
     guarded,
     message,
     open_registry,
-    plain_table,
     print_json,
+    print_table,
     print_text,
 )
 
@@ -42,17 +44,30 @@ ThresholdOption = typer.Option(
 
 
 def _registry(context: str) -> SpecificationRegistry:
-    """CONTEXT, or CONTEXT@N for how it wired at revision N."""
+    """CONTEXT, or CONTEXT@N for how it wired at revision N.
+
+    A damaged stored spec fails the command (naming the file and 'regman doctor')
+    rather than being left out of the wiring, which would then be silently incomplete.
+    """
     registry: SpecificationRegistry = open_registry(context)
+    registry.require_all_readable()
     return registry
 
 
 @app.command()
 @guarded
 def resolve(
-    context: str = typer.Argument(..., help="The context whose steps to wire."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context whose steps to wire.",
+    ),
     steps: list[str] = typer.Argument(
-        None, metavar="[STEP]...", help="Steps to wire among themselves (default: all)."
+        None,
+        metavar="STEP",
+        autocompletion=complete_step,
+        help="Steps to wire among themselves (default: all).",
     ),
     output_format: Format = typer.Option(
         Format.table, "--format", "-f", help="table, tree, mermaid (Markdown) or dot (Graphviz)."
@@ -93,8 +108,9 @@ def resolve(
             f"{len(missing)} required and {len(report.unresolved_optional)} optional unresolved"
         )
     if missing:
-        names = ", ".join(f"{u.consumer}.{u.dependency}" for u in missing)
-        message(f"error: required dependencies unresolved: {names}")
+        names = ", ".join(f"{u.consumer}.{u.dependency}" for u in missing[:5])
+        more = f" and {len(missing) - 5} more (see --json)" if len(missing) > 5 else ""
+        message(cap(f"error: required dependencies unresolved: {names}{more}"))
         first = missing[0]
         message(f"hint: see 'regman explain {context} {first.consumer} {first.dependency}'")
         raise typer.Exit(1)
@@ -103,9 +119,15 @@ def resolve(
 @app.command()
 @guarded
 def explain(
-    context: str = typer.Argument(..., help="The context."),
-    step: str = typer.Argument(..., help="The consuming step."),
-    dependency: str = typer.Argument(..., help="One of its dependencies (logical name)."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context."
+    ),
+    step: str = typer.Argument(
+        ..., metavar="STEP", autocompletion=complete_step, help="The consuming step."
+    ),
+    dependency: str = typer.Argument(
+        ..., metavar="DEPENDENCY", help="One of its dependencies (logical name)."
+    ),
     as_json: bool = JsonOption,
     limit: int = typer.Option(20, "--limit", min=1, help="Show at most this many candidates."),
     threshold: float = ThresholdOption,
@@ -240,30 +262,16 @@ def _resolution_rows(report: ResolutionReport) -> list[tuple[list[str], str]]:
 
 
 def _print_table(report: ResolutionReport) -> None:
-    columns = ["consumer.dependency", "", "provider.output", "score", "notes"]
     rows = _resolution_rows(report)
-    order = "execution order: " + " -> ".join(report.order)
-    if not sys.stdout.isatty():
-        if rows:
-            print_text(
-                plain_table(
-                    columns, [r for r, _ in rows], None, ["left", "left", "left", "right", "left"]
-                )
-            )
-        print_text(order)
-        return
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(header_style="bold")
-    for column in columns:
-        table.add_column(column, justify="right" if column == "score" else "left")
-    for cells, style in rows:
-        table.add_row(*(escape(c) for c in cells), style=style or None)
-    console = _console()
     if rows:
-        console.print(table)
-    console.print(escape(order))
+        print_table(
+            ["consumer.dependency", "", "provider.output", "score", "notes"],
+            [r for r, _ in rows],
+            justify=["left", "left", "left", "right", "left"],
+            whole=(0, 2),
+            styles=[style or None for _, style in rows],
+        )
+    print_text("execution order: " + " -> ".join(report.order))
 
 
 def _print_tree(report: ResolutionReport, registry: SpecificationRegistry) -> None:
@@ -330,24 +338,14 @@ def _print_explanation(explanation: Explanation, limit: int) -> None:
             ]
         )
     if rows:
-        columns = ["#", "candidate", "score", "breakdown", "status", "why", "evidence"]
-        if sys.stdout.isatty():
-            from rich.markup import escape
-            from rich.table import Table
-
-            table = Table(header_style="bold")
-            for column in columns:
-                table.add_column(column, justify="right" if column in ("#", "score") else "left")
-            for row, c in zip(rows, e.candidates, strict=False):
-                style = "green" if c.status == "chosen" else None
-                table.add_row(*(escape(v) for v in row), style=style)
-            _console().print(table)
-        else:
-            print_text(
-                plain_table(
-                    columns, rows, None, ["right", "left", "right", "left", "left", "left", "left"]
-                )
-            )
+        print_table(
+            ["#", "candidate", "score", "breakdown", "status", "why", "evidence"],
+            rows,
+            justify=["right", "left", "right", "left", "left", "left", "left"],
+            whole=(1,),
+            styles=["green" if c.status == "chosen" else None for c in e.candidates[: len(rows)]],
+            wrap=40,
+        )
     hidden = len(e.candidates) - len(rows)
     if hidden > 0:
         message(f"{hidden} more candidate(s); see --limit")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,20 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    cap,
+    complete_context,
+    complete_step,
     confirm,
     error_line,
     guarded,
     message,
     open_manager,
     open_registry,
+    overriding,
     print_json,
     print_text,
 )
@@ -39,8 +43,15 @@ def _read_spec(path: str):  # type: ignore[no-untyped-def]
 @app.command()
 @guarded
 def register(
-    context: str = typer.Argument(..., help="Context to register into (created if missing)."),
-    step: str = typer.Argument(..., help="Step name within the context."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="Context to register into (created if missing).",
+    ),
+    step: str = typer.Argument(
+        ..., metavar="STEP", autocompletion=complete_step, help="Step name within the context."
+    ),
     spec_file: str = typer.Argument(..., metavar="SPEC", help="Spec file, or - for stdin."),
     no_replace: bool = typer.Option(
         False, "--no-replace", help="Refuse to overwrite an existing, different spec (exit 1)."
@@ -51,6 +62,7 @@ def register(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON on stdout."),
 ) -> None:
     """Validate a spec file and store it as STEP in CONTEXT: one new revision."""
@@ -61,15 +73,16 @@ def register(
     spec = _read_spec(spec_file)
     manager = open_manager()
     existed = manager.has_context(context)
-    result = manager.register_specs(
-        context,
-        {step: spec},
-        replace=not no_replace,
-        message=message_text,
-        if_revision=if_revision,
-        dry_run=dry_run,
-        create=not no_create,
-    )
+    with overriding(force):
+        result = manager.register_specs(
+            context,
+            {step: spec},
+            replace=not no_replace,
+            message=message_text,
+            if_revision=if_revision,
+            dry_run=dry_run,
+            create=not no_create,
+        )
     outcome = result.outcomes[step]
     if not existed:
         _say_created(manager, context, dry_run)
@@ -105,8 +118,13 @@ def _say_created(manager: Any, context: str, dry_run: bool) -> None:
 @app.command()
 @guarded
 def show(
-    context: str = typer.Argument(..., help="The context, or CONTEXT@N for revision N."),
-    step: str = typer.Argument(..., help="The step."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context, or CONTEXT@N for revision N.",
+    ),
+    step: str = typer.Argument(..., metavar="STEP", autocompletion=complete_step, help="The step."),
     revision: int = typer.Option(
         None, "--revision", "-r", metavar="N", min=1, help="As it was at revision N."
     ),
@@ -124,14 +142,19 @@ def show(
 @app.command()
 @guarded
 def remove(
-    context: str = typer.Argument(..., help="The context."),
-    step: str = typer.Argument(..., help="The step to unregister."),
+    context: str = typer.Argument(
+        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context."
+    ),
+    step: str = typer.Argument(
+        ..., metavar="STEP", autocompletion=complete_step, help="The step to unregister."
+    ),
     purge: bool = typer.Option(
         False, "--purge", help="Also delete every stored version of the step, for good."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
 ) -> None:
     """Unregister one step: a new revision ('regman restore CONTEXT STEP' brings it back)."""
     from regman.errors import RefusedError
@@ -142,46 +165,57 @@ def remove(
         f"permanently delete step '{step}' of '{context}' and all its stored versions?", yes=yes
     ):
         raise RefusedError("not confirmed; nothing was removed")
-    registry.remove_specification(step, purge=purge, message=message_text, if_revision=if_revision)
+    with overriding(force):
+        registry.remove_specification(
+            step, purge=purge, message=message_text, if_revision=if_revision
+        )
     tail = "" if purge else f" (undo with 'regman restore {context} {step}')"
     message(f"removed step '{step}' from context '{context}' (revision {registry.revision}){tail}")
 
 
 @app.command()
+@guarded
 def validate(
     spec_files: list[Path] = typer.Argument(..., metavar="SPEC.yaml...", help="Files to check."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON on stdout."),
 ) -> None:
-    """Validate spec files without touching any store; reports every invalid file."""
-    from regman.specfile import load_spec_file
+    """Validate spec files without touching any store: every problem of every file."""
+    from regman.specfile import load_spec_file, spec_file_problems
 
-    results = []
+    results: list[dict[str, Any]] = []
     for path in spec_files:
         try:
             spec = load_spec_file(path)
-            results.append(
+        except SpecError as first:
+            problems = spec_file_problems(path)
+            details = [
                 {
-                    "file": str(path),
-                    "valid": True,
-                    "step_type": spec.step_type,
-                    "node_type": spec.node_type.value,
-                }
-            )
-        except SpecError as e:
-            results.append(
-                {
-                    "file": str(path),
-                    "valid": False,
                     "error": error_line(e)[7:],
                     "line": e.line,
                     "column": e.column,
                     "field": e.field,
+                    "hint": e.hint,
                 }
+                for e in [first, *problems]
+            ]
+            # error/line/column/field: the problem 'register' would report; then every one
+            results.append(
+                {"file": str(path), "valid": False, **details[0], "problems": details[1:]}
             )
             if not as_json:
-                typer.echo(error_line(e), err=True)
-                if e.hint:
-                    typer.echo(f"hint: {e.hint}", err=True)
+                for e in problems:
+                    typer.echo(cap(error_line(e)), err=True)
+                    if e.hint:
+                        typer.echo(cap(f"hint: {e.hint}"), err=True)
+            continue
+        results.append(
+            {
+                "file": str(path),
+                "valid": True,
+                "step_type": spec.step_type,
+                "node_type": spec.node_type.value,
+            }
+        )
     invalid = sum(1 for r in results if not r["valid"])
     if as_json:
         print_json(results)
@@ -194,33 +228,15 @@ def validate(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def step_name_for(path: str) -> str:
-    """``preprocessing_training.step.yaml`` -> ``preprocessing_training``."""
-    name = Path(path).name
-    for suffix in (".step.yaml", ".step.yml", ".yaml", ".yml"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def spec_paths(sources: list[str]) -> list[str]:
-    """Files as given; a folder stands for its ``*.step.yaml`` files, searched recursively."""
-    paths: list[str] = []
-    for source in sources:
-        if os.path.isdir(source):
-            found = sorted(str(p) for p in Path(source).rglob("*.step.yaml") if p.is_file())
-            if not found:
-                raise SpecError("the folder holds no *.step.yaml file", source=source)
-            paths += found
-        else:
-            paths.append(source)
-    return paths
-
-
 @app.command("import")
 @guarded
 def import_specs(
-    context: str = typer.Argument(..., help="Context to register into (created if missing)."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="Context to register into (created if missing).",
+    ),
     sources: list[str] = typer.Argument(
         ...,
         metavar="SPEC...",
@@ -235,6 +251,7 @@ def import_specs(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON on stdout."),
 ) -> None:
     """Register many spec files as one revision (data_loading.step.yaml: step data_loading).
@@ -243,40 +260,28 @@ def import_specs(
     nothing is written. Either every file lands, or none does.
     """
     from regman.names import validate_name
-    from regman.specfile import load_spec_file
+    from regman.sources import load_spec_sources
 
     validate_name(context, "context")
-    spec_files = spec_paths(sources)
-    specs: dict[str, Any] = {}
-    failed = 0
-    for path in spec_files:
-        step = step_name_for(path)
-        try:
-            validate_name(step, "step")
-            clash = next((other for other in specs if other.casefold() == step.casefold()), None)
-            if clash is not None:
-                raise SpecError(f"two files name step '{clash}' (ignoring case)", source=path)
-            specs[step] = load_spec_file(path)
-        except (SpecError, ValueError) as e:
-            failed += 1
-            typer.echo(
-                error_line(e) if isinstance(e, SpecError) else f"error: {e} ({path})", err=True
-            )
-    if failed:
-        message(f"{failed} of {len(spec_files)} files are invalid; nothing was registered")
+    specs, problems = load_spec_sources(sources)
+    for problem in problems:
+        typer.echo(cap(error_line(problem)), err=True)
+    if problems:
+        message(f"{len(problems)} source files are invalid; nothing was registered")
         raise typer.Exit(EXIT_BAD_INPUT)
     manager = open_manager()
     existed = manager.has_context(context)
-    result = manager.register_specs(
-        context,
-        specs,
-        replace=not no_replace,
-        command="import",
-        message=message_text,
-        if_revision=if_revision,
-        dry_run=dry_run,
-        create=not no_create,
-    )
+    with overriding(force):
+        result = manager.register_specs(
+            context,
+            specs,
+            replace=not no_replace,
+            command="import",
+            message=message_text,
+            if_revision=if_revision,
+            dry_run=dry_run,
+            create=not no_create,
+        )
     if not existed:
         _say_created(manager, context, dry_run)
     outcomes = result.outcomes
@@ -305,10 +310,39 @@ def import_specs(
 @app.command()
 @guarded
 def export(
-    context: str = typer.Argument(..., help="The context to export, or CONTEXT@N."),
-    directory: str = typer.Argument(..., metavar="DIR", help="Folder to write into."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The context to export, or CONTEXT@N.",
+    ),
+    directory: str = typer.Argument(None, metavar="DIR", help="Folder to write into."),
+    output: str = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write one bundle file instead (a multi-document YAML stream; - for stdout).",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:
-    """Write every spec of CONTEXT to DIR as <step>.step.yaml (re-import with 'regman import')."""
-    paths = open_registry(context).export(directory, overwrite=force)
+    """Write every spec of CONTEXT to DIR as <step>.step.yaml, or to one bundle file.
+
+    Both re-import with 'regman import' (and 'plan'/'apply' read them).
+    """
+    from regman.cli.render import bad_input
+
+    if (directory is None) == (output is None):
+        raise bad_input("give a folder or --output FILE (one of them)")
+    registry = open_registry(context)
+    if output == "-":
+        sys.stdout.write(registry.export_bundle())
+        return
+    if output is not None:
+        registry.export_bundle(output, overwrite=force)
+        message(
+            f"exported {len(registry.list_step_names())} steps of context '{context}' to {output}"
+        )
+        return
+    paths = registry.export(directory, overwrite=force)
     message(f"exported {len(paths)} steps of context '{context}' to {directory}")

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import difflib
+
 import typer
 
 from regman.cli.app import app
+from regman.cli.contexts import contexts_app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    complete_context,
     confirm,
     guarded,
     message,
     open_manager,
+    overriding,
+    plural,
     print_json,
     print_table,
+    say_empty_store,
     short_time,
     warn_about_store,
 )
@@ -22,13 +30,17 @@ from regman.store import STAT_KEYS
 
 # The table's counter columns: every counter of the index but the required-dependency one.
 _COUNTS = tuple(k for k in STAT_KEYS if k.endswith("_count") and not k.startswith("required"))
+_DISTINCT_TYPES_LIMIT = 1000
 
 
 @app.command()
 @guarded
 def stats(
     contexts: list[str] = typer.Argument(
-        None, metavar="[CONTEXT]...", help="Contexts to show (default: all)."
+        None,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="Contexts to show (default: all).",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -36,24 +48,40 @@ def stats(
     from regman.errors import ContextNotFoundError
     from regman.names import validate_name
 
-    all_stats = open_manager().get_context_stats()
+    manager = open_manager()
+    all_stats = manager.get_context_stats()
     if contexts:
         for name in contexts:
             validate_name(name, "context")
             if name not in all_stats:
-                raise ContextNotFoundError(name)
+                close = difflib.get_close_matches(name, list(all_stats), n=1, cutoff=0.75)
+                raise ContextNotFoundError(
+                    name, hint=f"did you mean '{close[0]}'?" if close else None
+                )
         all_stats = {name: all_stats[name] for name in dict.fromkeys(contexts)}
     if as_json:
         print_json(all_stats)
         return
     if not all_stats:
-        message("no contexts yet")
+        say_empty_store(manager)
         return
     rows = [
         [name, *(s[k] for k in _COUNTS), short_time(s["updated_at"])]
         for name, s in all_stats.items()
     ]
-    totals = [f"total ({len(rows)})", *(sum(s[k] for s in all_stats.values()) for k in _COUNTS), ""]
+    totals: list[object] = [
+        f"total ({len(rows)})",
+        *(sum(s[k] for s in all_stats.values()) for k in _COUNTS),
+        "",
+    ]
+    # Step types are counted once however many contexts use them (dev and production
+    # share theirs); above _DISTINCT_TYPES_LIMIT contexts that costs too many reads.
+    types_column = 1 + _COUNTS.index("step_type_count")
+    if len(all_stats) <= _DISTINCT_TYPES_LIMIT:
+        distinct = {t for name in all_stats for t in manager.step_types(name)}
+        totals[types_column] = len(distinct)
+    else:
+        totals[types_column] = "-"
     print_table(
         [
             "context",
@@ -70,13 +98,16 @@ def stats(
         rows,
         footer=totals,
         justify=["left", *["right"] * len(_COUNTS), "left"],
+        whole=(0, len(_COUNTS) + 1),
     )
 
 
 @app.command()
 @guarded
 def clear(
-    context: str = typer.Argument(None, help="The context to clear."),
+    context: str = typer.Argument(
+        None, metavar="CONTEXT", autocompletion=complete_context, help="The context to clear."
+    ),
     all_contexts: bool = typer.Option(False, "--all", help="Clear every context."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     purge: bool = typer.Option(
@@ -84,6 +115,7 @@ def clear(
     ),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
 ) -> None:
     """Clear a context (or --all): a revision removing every step; 'regman restore' undoes it."""
     from regman.errors import ContextNotFoundError, RefusedError
@@ -91,6 +123,8 @@ def clear(
 
     if (context is not None) == all_contexts:
         raise typer.BadParameter("give a CONTEXT or --all, not both or neither")
+    if all_contexts and if_revision is not None:
+        raise typer.BadParameter("--if-revision names one context's revision; not with --all")
     manager = open_manager()
     names = manager.list_contexts() if all_contexts else [validate_name(context, "context")]
     cleared_but_purgeable = purge and not all_contexts and manager.revision(context) > 0
@@ -103,16 +137,19 @@ def clear(
     steps = sum(stats.get(n, {}).get("step_count", 0) for n in names)
     what = f"all {len(names)} contexts" if all_contexts else f"context '{context}'"
     how = "permanently delete (with all history)" if purge else "clear"
-    if not confirm(f"{how} {what} ({steps} steps)?", yes=yes):
+    if not confirm(f"{how} {what} ({plural(steps, 'step')})?", yes=yes):
         raise RefusedError("not confirmed; nothing was removed")
-    if all_contexts and if_revision is not None:
-        raise typer.BadParameter("--if-revision names one context's revision; not with --all")
-    removed = [
-        name
-        for name in names
-        if manager.clear_context(name, purge=purge, message=message_text, if_revision=if_revision)
-    ]
-    tail = "" if purge else " (bring back with 'regman restore CONTEXT')"
+    with overriding(force):
+        removed = [
+            name
+            for name in names
+            if manager.clear_context(
+                name, purge=purge, message=message_text, if_revision=if_revision
+            )
+        ]
+    tail = "" if purge else f" (bring back with 'regman restore {removed[0]}')" if removed else ""
+    if not purge and len(removed) > 1:
+        tail = " (bring back each with 'regman restore CONTEXT')"
     message(
         f"{'purged' if purge else 'cleared'} {len(removed)} "
         f"context{'s' if len(removed) != 1 else ''}: {', '.join(removed)}{tail}"
@@ -131,4 +168,12 @@ def info(as_json: bool = JsonOption) -> None:
         print_json(data)
         return
     warn_about_store(manager)
-    print_table(["key", "value"], [[k, v] for k, v in data.items()], justify=["left", "left"])
+    print_table(
+        ["key", "value"],
+        [[k, v] for k, v in data.items()],
+        justify=["left", "left"],
+        whole=(0, 1),
+    )
+
+
+contexts_app.command("delete")(clear)  # the noun-verb twin of 'regman clear', as kubectl has

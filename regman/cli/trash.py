@@ -6,13 +6,18 @@ import typer
 
 from regman.cli.app import app
 from regman.cli.render import (
+    ForceRulesOption,
     IfRevisionOption,
     JsonOption,
     MessageOption,
+    complete_context,
+    complete_step,
     confirm,
     guarded,
     message,
     open_manager,
+    overriding,
+    plural,
     print_json,
     print_table,
     short_time,
@@ -42,6 +47,7 @@ def list_trash(as_json: bool = JsonOption) -> None:
             [short_time(e["deleted_at"]), e["kind"], e["context"], e["step"], e["revision"]]
             for e in entries
         ],
+        whole=(0, 2, 3),
     )
 
 
@@ -75,13 +81,27 @@ def empty_trash(
 @app.command()
 @guarded
 def restore(
-    context: str = typer.Argument(..., help="The cleared context to bring back."),
-    step: str = typer.Argument(None, help="Only this removed step of the context."),
+    context: str = typer.Argument(
+        ...,
+        metavar="CONTEXT",
+        autocompletion=complete_context,
+        help="The cleared context to bring back.",
+    ),
+    step: str = typer.Argument(
+        None,
+        metavar="STEP",
+        autocompletion=complete_step,
+        help="Only this removed step of the context.",
+    ),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
+    force: bool = ForceRulesOption,
 ) -> None:
     """Bring back a cleared context's last steps, or one removed step: a new revision."""
-    result = open_manager().restore(context, step, message=message_text, if_revision=if_revision)
+    with overriding(force):
+        result = open_manager().restore(
+            context, step, message=message_text, if_revision=if_revision
+        )
     what = f"step '{step}' of context '{context}'" if step else f"context '{context}'"
     count = sum(1 for v in result.outcomes.values() if v == "created")
-    message(f"restored {what} ({count} steps, revision {result.revision})")
+    message(f"restored {what} ({plural(count, 'step')}, revision {result.revision})")

@@ -79,6 +79,14 @@ class Backend(abc.ABC):
         ``data`` None deletes the head. False, with nothing changed, when it moved.
         """
 
+    def etag_of(self, data: bytes) -> str | None:
+        """The ETag ``read_head`` would report for a head of ``data``, if computable here.
+
+        A writer that knows it caches its own head and skips re-reading it; None (the
+        default) means the backend's ETags are assigned elsewhere (a server).
+        """
+        return None
+
     @abc.abstractmethod
     def head_token(self, context: str) -> Hashable:
         """A cheap value that changes whenever the head changes (None when there is none).

@@ -11,6 +11,7 @@ it, the new one. Nothing is ever changed in place; only a purge deletes.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import random
@@ -21,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from regman.errors import (
+    CompatibilityError,
     ConflictError,
     ContextNotFoundError,
     DamagedStoreError,
     InvalidInputError,
     InvalidNameError,
     NotFoundError,
+    ReadOnlyContextError,
     RevisionConflictError,
     SpecError,
     StepNotFoundError,
@@ -101,6 +104,50 @@ class _Plan:
     force: bool = False  # a revision even when no step changes (create, purge)
     purge: set[str] = field(default_factory=set)
     source: str | None = None
+    settings: dict[str, str] | None = None  # new settings ("set"); None keeps them
+    created_at: str | None = None  # the context's creation time, when this creates it (upgrade)
+
+
+# The wiring check behind compatibility modes needs the resolver, a layer above the store:
+# the manager installs it (``install_wiring_check``). It takes (context, mode, specs now,
+# specs after) and returns what the change breaks under that mode.
+WiringCheck = Callable[
+    [str, str, "Mapping[str, StepSpecification]", "Mapping[str, StepSpecification]"], list[str]
+]
+_wiring_check: WiringCheck | None = None
+_forcing: contextvars.ContextVar[bool] = contextvars.ContextVar("regman_forcing", default=False)
+_warnings_sink: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "regman_wiring_warnings", default=None
+)
+# Under NONE nothing is enforced, but a caller that asks (the command line) hears what a
+# write breaks; judging it resolves the context twice, so only up to this many steps.
+WARN_MAX_STEPS = 200
+
+
+def install_wiring_check(check: WiringCheck) -> None:
+    global _wiring_check
+    _wiring_check = check
+
+
+@contextlib.contextmanager
+def wiring_warnings() -> Iterator[list[str]]:
+    """Collect what writes inside the block break, under contexts whose rule is NONE."""
+    found: list[str] = []
+    token = _warnings_sink.set(found)
+    try:
+        yield found
+    finally:
+        _warnings_sink.reset(token)
+
+
+@contextlib.contextmanager
+def forcing() -> Iterator[None]:
+    """Writes inside this block override compatibility rules (recorded in the revision)."""
+    token = _forcing.set(True)
+    try:
+        yield
+    finally:
+        _forcing.reset(token)
 
 
 def spec_hash(text: bytes) -> str:
@@ -163,8 +210,9 @@ class Store:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.location = backend.location
-        self._heads: dict[str, tuple[Hashable, Head]] = {}
-        self._records: dict[tuple[str, int], Record] = {}
+        # context -> (token, head, etag or None): a head is parsed once per change
+        self._heads: dict[str, tuple[Hashable, Head, str | None]] = {}
+        self._records: dict[tuple[str, str, int], Record] = {}
         self._format_checked = False
         self._lock = threading.Lock()
 
@@ -207,6 +255,9 @@ class Store:
     def head(self, context: str) -> Head | None:
         """The context's head (live or cleared), cached until its token changes."""
         token = self.backend.head_token(context)
+        if token is None and not self._format_checked:
+            self.check_format()  # a store of an older format has no heads until upgraded
+            token = self.backend.head_token(context)
         if token is None:
             return None
         cached = self._heads.get(context)
@@ -216,8 +267,20 @@ class Store:
         found = self._read_head(context)
         if found is None:
             return None
-        self._heads[context] = (token, found[0])
+        self._heads[context] = (token, found[0], found[1])
         return found[0]
+
+    def _head_for_commit(self, context: str) -> tuple[Head, str] | None:
+        """The head and its ETag, from the cache when unchanged (the swap re-checks it)."""
+        cached = self._heads.get(context)
+        if cached is not None and cached[2] is not None:
+            token = self.backend.head_token(context)
+            if token is not None and cached[0] == token:
+                return cached[1], cached[2]
+        found = self._read_head(context)
+        if found is not None:
+            self._heads[context] = (self.backend.head_token(context), found[0], found[1])
+        return found
 
     def _live_head(self, context: str) -> Head:
         validate_name(context, "context")
@@ -234,12 +297,30 @@ class Store:
 
     def token(self, context: str) -> Hashable:
         """A value that changes whenever the context changes (about one syscall)."""
-        return self.backend.head_token(context)
+        token = self.backend.head_token(context)
+        if token is None and not self._format_checked:
+            self.check_format()  # a store of an older format has no heads until upgraded
+            token = self.backend.head_token(context)
+        return token
 
     # -- listing and statistics ------------------------------------------------------------
     def list_contexts(self) -> list[str]:
         """Live contexts (cleared ones keep their history but are not listed)."""
         return sorted(n for n, s in self._summaries().items() if not s["cleared"])
+
+    def live_token(self, context: str) -> Hashable:
+        """The context's token if it is live now, else None: one stat when its head is cached."""
+        token = self.backend.head_token(context)
+        if token is None:
+            return None
+        cached = self._heads.get(context)
+        if cached is None or cached[0] != token:
+            if self.head(context) is None:
+                return None
+            cached = self._heads.get(context)
+            if cached is None:
+                return None
+        return None if cached[1].cleared else cached[0]
 
     def context_exists(self, context: str) -> bool:
         if not is_valid_name(context):
@@ -329,7 +410,9 @@ class Store:
             )
         if revision == head.revision:
             return head.last
-        key = (context, revision)
+        # Keyed by the context's creation too: a purged context created again numbers its
+        # revisions from 1 anew, and another Store may still hold the old records.
+        key = (context, head.created_at, revision)
         record = self._records.get(key)
         if record is None:
             where = f"{self.location}: revision {revision} of context '{context}'"
@@ -456,6 +539,8 @@ class Store:
         validate_name(context, "context")
         if message is not None and len(message) > 4096:
             raise InvalidInputError("a message may have at most 4096 characters")
+        if not self._format_checked and not self.backend.exists():
+            decide(None)  # a new store: a refused change (it raises) must create nothing
         self.check_format(writing=True)
         with self.backend.writer_lock(context):
             for attempt in range(COMMIT_ATTEMPTS):
@@ -477,52 +562,134 @@ class Store:
         message: str | None,
         if_revision: int | None,
     ) -> CommitResult | None:
-        current = self._read_head(context)
+        current = self._head_for_commit(context)
         head, etag = current if current else (None, None)
         at = head.revision if head else 0
         if if_revision is not None and at != if_revision:
             raise RevisionConflictError(context, at, if_revision)
-        if head is not None and head.last.command == "purge":
-            if not getattr(self.backend, "serialises_writers", False):
-                raise ConflictError(f"context '{context}' is being purged", hint="try again")
-            # A tombstone seen under the writer lock: its purger died. Finish the purge
-            # (what it was asked for), then this change applies to no context.
-            assert etag is not None
-            self.finish_purge(context, etag)
-            head, etag, at = None, None, 0
-            if if_revision is not None and if_revision != 0:
-                raise RevisionConflictError(context, at, if_revision)
+        if head is not None and etag is not None and head.last.command == "purge":
+            # A purge that was interrupted (or is running, where there is no lock):
+            # finishing it is idempotent; then this change goes to a new context.
+            self._finish_purge(context, etag)
+            return None
         if head is None:
             self._refuse_context_case_clash(context)
         plan = decide(head)
+        if head is not None and head.settings["mode"] == "READONLY" and command != "set":
+            raise ReadOnlyContextError(context)
         old_steps = head.steps if head else {}
         changes = _changes(old_steps, plan.steps)
+        overridden = self._check_compatibility(context, head, changes, plan.objects)
         cleared = (
             plan.cleared
             if plan.cleared is not None
             else (bool(head and head.cleared) and not changes)
         )
-        if not (changes or plan.force or plan.purge) and head and head.cleared == cleared:
+        if not (changes or plan.force or plan.purge) and (head is None or head.cleared == cleared):
             return CommitResult(context, at, False, plan.outcomes)
         if head is not None:  # the record of the previous revision, before it leaves the head
             self.backend.create_object(record_key(context, at), head.last.to_json())
-        written: list[str] = []
+        written = self._create_objects(plan.objects)
+        data: bytes | None = None
         try:
-            for key, data in plan.objects.items():  # a failure takes back those before it
-                if self.backend.create_object(key, data):
-                    written.append(key)
             new = self._next_head(context, head, plan, changes, cleared, command, message)
+            new.last.overridden = overridden
             data = new.to_json()
             if len(data) > MAX_HEAD_BYTES:
                 raise InvalidInputError(f"context '{context}' would be too large to store")
             swapped = self.backend.swap_head(context, data, etag)
         except BaseException:
-            self._forget(written)
+            if data is None or not self._head_is(context, data):
+                self._forget(written)  # but never objects a head that landed names
             raise
         if not swapped:
+            self._heads.pop(context, None)  # re-read it on the next attempt
             return None  # lost a race: the objects may be shared with the winner, keep them
+        if getattr(self.backend, "serialises_writers", False):
+            # nobody else moves the head while we hold the writer lock: its token now is
+            # ours, and the next write need not parse back what we just wrote
+            etag = self.backend.etag_of(data)
+            self._heads[context] = (self.backend.head_token(context), new, etag)
         self._after_commit(context, new, plan.purge)
         return CommitResult(context, new.revision, True, plan.outcomes, new.last)
+
+    def _check_compatibility(
+        self,
+        context: str,
+        head: Head | None,
+        changes: Mapping[str, Change],
+        objects: Mapping[str, bytes],
+    ) -> list[str]:
+        """Refuse a change that breaks the context's compatibility mode (unless forcing).
+
+        Returns the findings a forced change overrode, for its record.
+        """
+        mode = head.settings["compatibility"] if head is not None else "NONE"
+        if head is None or not changes or _wiring_check is None:
+            return []
+        sink = _warnings_sink.get()
+        if mode == "NONE" and (sink is None or len(head.steps) > WARN_MAX_STEPS):
+            return []
+        from regman.specfile import load_spec_text
+
+        current = {step: self.load_spec(context, step) for step in head.steps}
+        after = dict(current)
+        for step, change in changes.items():
+            if change.kind == "removed" or change.entry is None:
+                after.pop(step, None)
+                continue
+            key = spec_key(context, step, change.entry.spec)
+            text = objects.get(key) or self.spec_bytes(context, step, change.entry)
+            after[step] = load_spec_text(text, self.backend.where(key))
+        if mode == "NONE":
+            assert sink is not None
+            sink += [
+                f"context '{context}': {f}" for f in _wiring_check(context, "FULL", current, after)
+            ]
+            return []
+        findings = _wiring_check(context, mode, current, after)
+        if findings and not _forcing.get():
+            raise CompatibilityError(context, mode, findings)
+        return findings
+
+    def _create_objects(self, objects: Mapping[str, bytes]) -> list[str]:
+        """Write a change's new objects; the keys actually written (not already there).
+
+        Many objects go through a few threads: each write waits on its own fsync (or
+        request), and those waits overlap. On any failure the ones written are taken
+        back and the first error is raised.
+        """
+        if len(objects) <= 4:
+            written: list[str] = []
+            try:
+                for key, data in objects.items():
+                    if self.backend.create_object(key, data):
+                        written.append(key)
+            except BaseException:
+                self._forget(written)
+                raise
+            return written
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = {
+                key: pool.submit(self.backend.create_object, key, data)
+                for key, data in objects.items()
+            }
+        written = [key for key, f in futures.items() if f.exception() is None and f.result()]
+        errors = [e for f in futures.values() if (e := f.exception()) is not None]
+        if errors:
+            self._forget(written)
+            raise errors[0]
+        return written
+
+    def _head_is(self, context: str, data: bytes) -> bool:
+        """Whether the context's head is ``data`` (a swap that failed after it landed)."""
+        try:
+            current = self.backend.read_head(context, MAX_HEAD_BYTES)
+        except StoreError:
+            return True  # cannot tell: keep the objects (doctor removes them if unused)
+        return current is not None and current[0] == data
 
     def _forget(self, keys: list[str]) -> None:
         """Take back objects written for a change that failed (only under a lock)."""
@@ -564,8 +731,12 @@ class Store:
             purged=sorted(plan.purge),
             snapshot=dict(steps) if revision % SNAPSHOT_EVERY == 0 else None,
         )
-        created = head.created_at if head else stamp
-        return Head(context, revision, created, cleared, steps, removed, record)
+        created = head.created_at if head else (plan.created_at or stamp)
+        settings = plan.settings or (dict(head.settings) if head else None)
+        new = Head(context, revision, created, cleared, steps, removed, record)
+        if settings is not None:
+            new.settings = settings
+        return new
 
     def _after_commit(self, context: str, head: Head, purge: set[str]) -> None:
         with contextlib.suppress(StoreError):  # else the next writer writes it from the head
@@ -575,7 +746,16 @@ class Store:
                 self.backend.delete_prefix(f"{context}/specs/{step}")
 
     def _refuse_context_case_clash(self, context: str) -> None:
-        clash = find_case_clash(context, [n for n in self.backend.list_heads() if is_valid_name(n)])
+        names = [n for n in self.backend.list_heads() if is_valid_name(n)]
+        # A listed name without a head holds objects of a first write that did not land.
+        clash = find_case_clash(
+            context,
+            [
+                n
+                for n in names
+                if find_case_clash(context, [n]) and self.backend.head_token(n) is not None
+            ],
+        )
         if clash:
             raise InvalidNameError(
                 f"context '{context}' differs only in case from existing context '{clash}'",
@@ -604,8 +784,12 @@ class Store:
         if_revision: int | None = None,
         dry_run: bool = False,
         create: bool = True,
+        source: str | None = None,
+        created_at: str | None = None,
     ) -> CommitResult:
         """Register (a spec) or remove (None) many steps as one revision.
+
+        ``source`` records where the change came from (``dev@12`` for a promotion).
 
         Every refusal (an invalid name, a case clash, ``replace=False`` against a
         different spec) happens before anything is written.
@@ -615,12 +799,15 @@ class Store:
         def decide(head: Head | None) -> _Plan:
             if (head is None or head.cleared) and not create:
                 raise ContextNotFoundError(context, hint="drop --no-create to create it")
-            return _plan_puts(context, head, prepared, replace)
+            plan = _plan_puts(context, head, prepared, replace)
+            plan.source = source
+            plan.created_at = created_at
+            return plan
 
         if dry_run:
             validate_name(context, "context")
-            current = self._read_head(context) if self.backend.exists() else None
-            head = current[0] if current else None
+            self.check_format()  # an older store is upgraded first, as for any read
+            head = self.head(context) if self.backend.exists() else None
             at = head.revision if head else 0
             if if_revision is not None and at != if_revision:
                 raise RevisionConflictError(context, at, if_revision)
@@ -691,6 +878,52 @@ class Store:
             return False
         return True
 
+    def set_settings(
+        self,
+        context: str,
+        *,
+        compatibility: str | None = None,
+        mode: str | None = None,
+        message: str | None = None,
+    ) -> CommitResult:
+        """Change a context's compatibility rule or access mode (a revision, no step changes)."""
+        from regman.store.records import ACCESS_MODES, COMPATIBILITY_MODES
+
+        if compatibility is not None and compatibility not in COMPATIBILITY_MODES:
+            raise InvalidInputError(
+                f"unknown compatibility mode {compatibility!r}",
+                hint="use one of " + ", ".join(COMPATIBILITY_MODES),
+            )
+        if mode is not None and mode not in ACCESS_MODES:
+            raise InvalidInputError(
+                f"unknown mode {mode!r}", hint="use one of " + ", ".join(ACCESS_MODES)
+            )
+
+        def decide(head: Head | None) -> _Plan:
+            if head is None or head.cleared:
+                raise ContextNotFoundError(context)
+            wanted = dict(head.settings)
+            if compatibility is not None:
+                wanted["compatibility"] = compatibility
+            if mode is not None:
+                wanted["mode"] = mode
+            if wanted == head.settings:
+                return _Plan()
+            return _Plan(force=True, settings=wanted)
+
+        changed = [
+            f"{key} {value}"
+            for key, value in (("compatibility", compatibility), ("mode", mode))
+            if value is not None
+        ]
+        return self.commit(
+            context, "set", decide, message=message or "set " + ", ".join(changed) or None
+        )
+
+    def settings(self, context: str) -> dict[str, str]:
+        """The context's compatibility rule and access mode."""
+        return dict(self._live_head(context).settings)
+
     def purge_context(self, context: str, *, if_revision: int | None = None) -> bool:
         """Delete a context and its whole history for good; False when there is none.
 
@@ -705,6 +938,8 @@ class Store:
             if current is None:
                 return False
             head, etag = current
+            if head.settings["mode"] == "READONLY":
+                raise ReadOnlyContextError(context)
             if if_revision is not None and head.revision != if_revision:
                 raise RevisionConflictError(context, head.revision, if_revision)
             if head.last.command != "purge":
@@ -718,16 +953,15 @@ class Store:
                 if current is None:
                     return True
                 etag = current[1]
-            self.finish_purge(context, etag)
+            self._finish_purge(context, etag)
         return True
 
-    def finish_purge(self, context: str, etag: str) -> None:
-        """Delete a tombstoned context's objects, then its head (under its writer lock)."""
-        with self.backend.writer_lock(context):
-            for prefix in ("specs", "revisions"):
-                self.backend.delete_prefix(f"{context}/{prefix}")
-            self.backend.swap_head(context, None, etag)
-            self.backend.delete_prefix(context)
+    def _finish_purge(self, context: str, etag: str) -> None:
+        """Delete what a purge's tombstone (head ``etag``) stands for, then the head."""
+        for prefix in ("specs", "revisions"):
+            self.backend.delete_prefix(f"{context}/{prefix}")
+        if self.backend.swap_head(context, None, etag):  # else another writer finished it
+            self.backend.delete_prefix(context)  # and may have created the context again
         self._heads.pop(context, None)
         self._records = {k: v for k, v in self._records.items() if k[0] != context}
 
@@ -750,14 +984,21 @@ class Store:
                     f"context '{context}' has nothing to restore", hint="see 'regman trash list'"
                 )
             if step is not None:
-                return _plan_restore_step(context, head, step)
+                plan = _plan_restore_step(context, head, step)
+                self._require_objects(context, {s: e for s, e in plan.steps.items() if e})
+                return plan
             if not head.cleared:
                 raise ConflictError(
                     f"context '{context}' is not cleared",
                     hint=f"restore single steps with 'regman restore {context} STEP', "
                     f"or go back with 'regman rollback {context} --to N'",
                 )
-            cleared_by = max((r.revision for r in head.removed.values()), default=0)
+            # The steps the clear removed: not those removed before it (a context
+            # cleared while empty comes back empty).
+            clear = head.last
+            while clear.command != "clear" and clear.revision > 1:
+                clear = self.record(context, clear.revision - 1)
+            cleared_by = clear.revision
             back = {s: r.entry for s, r in head.removed.items() if r.revision == cleared_by}
             self._require_objects(context, back)
             return _Plan(
@@ -788,6 +1029,16 @@ class Store:
             if unknown:
                 raise StepNotFoundError(f"{context}@{to}", unknown[0])
             proposed = {s: target.get(s) for s in sorted(names)}
+            after = [s for s in head.steps if proposed.get(s, head.steps[s]) is not None]
+            after += [s for s, e in proposed.items() if e is not None and s not in head.steps]
+            for step in after:
+                clash = find_case_clash(step, after)
+                if clash and step not in head.steps:
+                    raise InvalidNameError(
+                        f"step '{step}' differs only in case from step '{clash}' in context "
+                        f"'{context}'",
+                        hint=f"roll back '{clash}' too, or remove it first",
+                    )
             self._require_objects(context, {s: e for s, e in proposed.items() if e})
             plan = _Plan(steps=proposed, cleared=False, source=f"{context}@{to}")
             plan.outcomes = _outcomes(head.steps, proposed)
@@ -902,7 +1153,7 @@ def _plan_puts(
             plan.outcomes[step] = "updated"
         plan.steps[step] = entry
         plan.objects[spec_key(context, step, entry.spec)] = text
-    if head is None or head.cleared:
+    if (head is None or head.cleared) and (plan.cleared is False or not prepared):
         plan.force = True  # creating the context is a revision even with no steps
     return plan
 

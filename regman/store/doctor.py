@@ -23,7 +23,7 @@ from regman.names import is_valid_name
 from regman.store import Store
 from regman.store.backend import MAX_RECORD_BYTES
 from regman.store.core import record_key, spec_key
-from regman.store.records import SNAPSHOT_EVERY, Entry, Head, Record
+from regman.store.records import FORMAT_VERSION, SNAPSHOT_EVERY, Entry, Head, Record
 
 Severity = Literal["error", "warning"]
 
@@ -77,8 +77,17 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
     backend = store.backend
     if not backend.exists():
         return report
+    older = _older_format(store)
+    if older is not None and not repair:  # upgrading writes: only with --repair
+        report.add(
+            "warning",
+            f"{store.location}: format marker",
+            f"the store has format {older}; the next write, or 'regman doctor --repair', "
+            f"upgrades it to format {FORMAT_VERSION}",
+        )
+        return report
     try:
-        store.check_format(writing=repair)
+        store.check_format()  # a missing marker is written last: the heads may be newer
     except StoreVersionError:
         raise
     except StoreError as e:
@@ -100,6 +109,8 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
                 _check_context(store, name, report)
         except LockTimeoutError:
             report.add("warning", name, "the context is locked by a writer; not checked")
+    if repair:
+        store.check_format(writing=True)
     return report
 
 
@@ -120,6 +131,18 @@ def _check_stray_temporaries(store: Store, report: DoctorReport) -> None:
             "a temporary file left by an interrupted write",
             repaired,
         )
+
+
+def _older_format(store: Store) -> int | None:
+    """The store's format version when it is older than this regman's, else None."""
+    from regman.store.core import marker_version
+
+    try:
+        raw = store.backend.read_marker()
+        version = None if raw is None else marker_version(raw, "regman-store.json")
+    except StoreError:
+        return None  # a damaged marker: reported below
+    return version if version is not None and version < FORMAT_VERSION else None
 
 
 class _no_lock:
@@ -146,37 +169,26 @@ def _rewrite_marker(store: Store) -> bool:
 def _check_context(store: Store, name: str, report: DoctorReport) -> None:
     try:
         head = store.head(name)
+        problem = None
+        if head is None and store.backend.list_objects(f"{name}/revisions"):
+            # Records without a head: the head was lost (not a first write that did not land).
+            problem = "the context's head is missing; its revision records are there"
     except StoreVersionError:
         raise
     except StoreError as e:
-        head = None
+        head, problem = None, e.message
+    if problem is not None:
         repaired = report.repair and _rebuild_head(store, name, report)
-        report.add("error", f"{name}: head", e.message, repaired)
-        if not repaired:
-            return  # a damaged head is not a missing one: its objects are the history
-        head = store.head(name)
-    if head is None and store.backend.list_objects(f"{name}/revisions"):
-        # Revisions without a head: the head was deleted (a first write that did not
-        # land has written no record), so the history is rebuilt, never swept away.
-        repaired = report.repair and _rebuild_head(store, name, report)
-        report.add("error", f"{name}: head", "the head is missing but revisions exist", repaired)
+        report.add("error", f"{name}: head", problem, repaired)
         if not repaired:
             return
         head = store.head(name)
     if head is None:
         _check_headless(store, name, report)
         return
-    if head.last.command == "purge":  # a purge that was interrupted: finish it
-        repaired = False
-        if report.repair:
-            try:
-                current = store.backend.read_head(name, 1 << 62)
-                if current is not None:
-                    store.finish_purge(name, current[1])
-                repaired = True
-            except StoreError:
-                repaired = False
-        report.add("warning", name, "an interrupted purge (--repair finishes it)", repaired)
+    if head.last.command == "purge":  # a tombstone: the purge stopped before it was done
+        repaired = report.repair and _finish_purge(store, name)
+        report.add("warning", f"{name}: head", "a purge of the context was interrupted", repaired)
         return
     referenced = _check_records(store, name, head, report)
     referenced |= {(s, e.spec) for s, e in head.steps.items()}
@@ -256,6 +268,9 @@ def _check_unreferenced(
         leftover = _is_leftover(parts, kind, referenced, head)
         if leftover is None:
             continue
+        if leftover == _FOREIGN:  # reported, never deleted: it may be someone's data
+            report.add("warning", store.backend.where(key), leftover)
+            continue
         repaired = report.repair and _delete_object(store, key)
         report.add("warning", store.backend.where(key), leftover, repaired)
 
@@ -278,7 +293,20 @@ def _is_leftover(
         if number.isdigit() and 1 <= int(number) <= head.revision:
             return None
         return "a revision record beyond the head (a write that did not land)"
-    return "a file regman did not write"
+    return _FOREIGN
+
+
+_FOREIGN = (
+    "a file regman did not write (left alone: move it out of the store, or register it if "
+    "it is a spec an upgrade could not read)"
+)
+
+
+def _finish_purge(store: Store, name: str) -> bool:
+    try:
+        return store.purge_context(name)
+    except StoreError:
+        return False
 
 
 def _delete_object(store: Store, key: str) -> bool:

@@ -52,7 +52,10 @@ class MemoryBackend(Backend):
                 del self._objects[key]
 
     def read_head(self, context: str, limit: int) -> tuple[bytes, str] | None:
-        return self._heads.get(context)
+        head = self._heads.get(context)
+        if head is not None and len(head[0]) > limit:
+            raise StoreError(f"the head of context {context} is over {limit} bytes")
+        return head
 
     def swap_head(self, context: str, data: bytes | None, expected: str | None) -> bool:
         with self._lock:
@@ -65,6 +68,9 @@ class MemoryBackend(Backend):
                 self._heads[context] = (bytes(data), hashlib.sha256(data).hexdigest())
             return True
 
+    def etag_of(self, data: bytes) -> str | None:
+        return hashlib.sha256(data).hexdigest()
+
     def head_token(self, context: str) -> Hashable:
         head = self._heads.get(context)
         return None if head is None else head[1]
@@ -74,7 +80,8 @@ class MemoryBackend(Backend):
             return list(self._heads)
 
     def read_cache(self, name: str, limit: int) -> bytes | None:
-        return self._caches.get(name)
+        data = self._caches.get(name)
+        return None if data is None or len(data) > limit else data  # unusable, as on files
 
     def write_cache(self, name: str, data: bytes) -> None:
         self._caches[name] = data

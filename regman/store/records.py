@@ -96,6 +96,21 @@ class Change:
         return cls(doc["change"], entry, previous)
 
 
+COMPATIBILITY_MODES = ("NONE", "BACKWARD", "FORWARD", "FULL")
+ACCESS_MODES = ("READWRITE", "READONLY")
+DEFAULT_SETTINGS = {"compatibility": "NONE", "mode": "READWRITE"}
+
+
+def _settings(doc: Any, where: str) -> dict[str, str]:
+    if doc is None:
+        return dict(DEFAULT_SETTINGS)
+    _expect(isinstance(doc, dict) and set(doc) <= set(DEFAULT_SETTINGS), where, "bad settings")
+    settings = {**DEFAULT_SETTINGS, **doc}
+    _expect(settings["compatibility"] in COMPATIBILITY_MODES, where, "bad compatibility mode")
+    _expect(settings["mode"] in ACCESS_MODES, where, "bad access mode")
+    return settings
+
+
 @dataclass
 class Record:
     """One revision: who made it, when, with which command, and what it changed."""
@@ -109,6 +124,7 @@ class Record:
     source: str | None = None  # where the content came from (rollback: "ctx@n")
     purged: list[str] = field(default_factory=list)  # steps whose stored versions were deleted
     snapshot: dict[str, Entry] | None = None  # every step, at multiples of SNAPSHOT_EVERY
+    overridden: list[str] = field(default_factory=list)  # compatibility findings --force overrode
 
     def summary(self) -> dict[str, Any]:
         """The public form (``history --json``)."""
@@ -121,6 +137,8 @@ class Record:
             "changes": {step: c.kind for step, c in sorted(self.changes.items())},
             "source": self.source,
             "purged": sorted(self.purged),
+            "forced": bool(self.overridden),
+            "overridden": list(self.overridden),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +152,8 @@ class Record:
             "purged": self.purged,
             "changes": {s: c.to_dict() for s, c in sorted(self.changes.items())},
         }
+        if self.overridden:
+            doc["overridden"] = self.overridden
         if self.snapshot is not None:
             doc["snapshot"] = {s: e.to_dict() for s, e in sorted(self.snapshot.items())}
         return doc
@@ -156,6 +176,13 @@ class Record:
         changes = doc.get("changes")
         _expect(isinstance(changes, dict), where, "bad changes")
         snapshot = doc.get("snapshot")
+        overridden = doc.get("overridden", [])
+        _expect(
+            isinstance(overridden, list)
+            and all(isinstance(o, str) and len(o) < 4096 for o in overridden),
+            where,
+            "bad overridden findings",
+        )
         return cls(
             revision=rev,
             created_at=doc["created_at"],
@@ -166,6 +193,7 @@ class Record:
             purged=[_name(p, where) for p in purged],
             changes={_name(s, where): Change.from_dict(c, where) for s, c in changes.items()},
             snapshot=None if snapshot is None else _entries(snapshot, where),
+            overridden=list(overridden),
         )
 
     @classmethod
@@ -212,6 +240,7 @@ class Head:
     steps: dict[str, Entry]
     removed: dict[str, Removed]
     last: Record
+    settings: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
 
     @property
     def updated_at(self) -> str:
@@ -251,6 +280,7 @@ class Head:
                 "steps": {s: e.to_dict() for s, e in sorted(self.steps.items())},
                 "removed": {s: r.to_dict() for s, r in sorted(self.removed.items())},
                 "last": self.last.to_dict(),
+                **({} if self.settings == DEFAULT_SETTINGS else {"settings": self.settings}),
             }
         )
 
@@ -276,6 +306,7 @@ class Head:
             steps=_entries(doc.get("steps"), where),
             removed={_name(s, where): Removed.from_dict(r, where) for s, r in removed.items()},
             last=last,
+            settings=_settings(doc.get("settings"), where),
         )
 
 
@@ -295,7 +326,9 @@ def _expect(condition: bool, where: str, problem: str) -> None:
 
 
 def _dump(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode()
+    # Compact: without ``indent`` json uses its C encoder, ~10x faster on a head of
+    # thousands of steps, which every write rewrites.
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def _load(data: bytes, where: str) -> dict[str, Any]:

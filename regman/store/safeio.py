@@ -175,6 +175,8 @@ class Folder:
         made: list[int] = []
         try:
             with self.open_dir(parts[:-1], create=True, made=made) as dfd:
+                if _exists_at(dfd, parts[-1]):
+                    return False  # the usual case for shared content: skip writing a copy
                 tmp = self._write_temp(dfd, data, True)
                 try:
                     os.link(tmp, parts[-1], src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
@@ -257,6 +259,14 @@ class Folder:
             return
         except OSError as e:
             raise os_error("sync", self.path(parts), e) from e
+
+
+def _exists_at(dfd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _remove_at(dfd: int, name: str) -> None:

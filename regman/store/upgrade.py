@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from regman.errors import RegmanError, StoreError
+from regman.errors import InvalidNameError, RegmanError, StoreError
 from regman.names import is_valid_name
 from regman.store.records import FORMAT_VERSION
 
@@ -89,14 +89,15 @@ def _upgrade_context(store: Store, backend: FileBackend, context: str) -> None:
         return
     folder = ["contexts", context]
     old = _old_specs(backend, [*folder, "specs"])
-    if not old and backend.folder.read([*folder, "context.json"], 1 << 20) is None:
-        return  # not a format-1 context: objects of a new-format write a kill interrupted
+    if store.head(context) is None and not old and "context.json" not in _files(backend, folder):
+        return  # not a format-1 context: a folder left by a killed write of this upgrade
     if store.head(context) is None:
         store.put_specs(
             context,
             {step: spec for step, (spec, _) in old.items()},
             command="upgrade",
             message="upgraded from format 1",
+            created_at=_old_created_at(backend, [*folder, "context.json"]),
         )
     head = store.head(context)
     if head is None:
@@ -134,7 +135,16 @@ def _upgrade_trash_entry(store: Store, backend: FileBackend, name: str) -> None:
     if not done.startswith(back):
         live = head is not None and not head.cleared
         how = "into a live context" if live else "into a cleared context"
-        result = store.put_specs(context, specs, command="upgrade", message=f"{back} {how}")
+        created_at = None if step else _old_created_at(backend, ["trash", name, "context.json"])
+        try:
+            result = store.put_specs(
+                context, specs, command="upgrade", message=f"{back} {how}", created_at=created_at
+            )
+        except InvalidNameError:
+            # Its name differs only in case from a context or step registered since:
+            # it cannot come back beside it. Left where it is, never lost, and never
+            # in the way of the upgrade (which every command runs first).
+            return
         head = store.head(context)
         done = head.last.message or "" if head and result.changed else ""
     if head is not None and done.startswith(back):
@@ -172,3 +182,18 @@ def _trash_specs(
         return {step: load_spec_text(data, backend.folder.path(["trash", name]))}
     except RegmanError:
         return None
+
+
+def _old_created_at(backend: FileBackend, parts: list[str]) -> str | None:
+    """When a format-1 context was created (its ``context.json``), if that can be read."""
+    from regman.store.records import load_json_object
+    from regman.store.timefmt import parse_iso
+
+    try:
+        raw = backend.folder.read(parts, 1 << 20)
+        value = None if raw is None else load_json_object(raw, "context.json").get("created_at")
+    except RegmanError:
+        return None
+    if isinstance(value, str) and len(value) < 64 and parse_iso(value) > 0:
+        return value
+    return None

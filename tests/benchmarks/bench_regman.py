@@ -137,10 +137,10 @@ def verdict(ok: bool, by: str = "") -> str:
 class StoreBuilder:
     """Grows one file store to N contexts x 20 steps by cloning a template context.
 
-    The template is written through the library (so its spec files and index are
-    exactly what regman writes); clones hard-link the template's spec files (same
-    bytes, same digests, no extra disk blocks) and get their own ``context.json``
-    with the name rewritten. Only the ``name`` differs from the template's index.
+    The template is written through the library (so its head, revision records and
+    spec objects are exactly what regman writes); clones hard-link the template's
+    immutable files (same bytes, no extra disk blocks) and get their own ``head.json``
+    with the ``context`` rewritten, the only field that differs from the template's.
     """
 
     def __init__(self, root: Path) -> None:
@@ -153,11 +153,16 @@ class StoreBuilder:
         registry = regman.RegistryManager(root).get_registry(template)
         assert registry is not None
         self.spec_texts = template_specs()
-        for step, text in self.spec_texts.items():
-            registry.register_specification(step, load_spec_text(text, step))
+        with registry.batch(message="the benchmark's template"):
+            for step, text in self.spec_texts.items():
+                registry.register_specification(step, load_spec_text(text, step))
         self.template_dir = self.contexts / template
-        self.index_doc = json.loads((self.template_dir / "context.json").read_bytes())
-        self.spec_files = sorted((self.template_dir / "specs").iterdir())
+        self.head_doc = json.loads((self.template_dir / "head.json").read_bytes())
+        self.files = sorted(
+            p.relative_to(self.template_dir)
+            for p in self.template_dir.rglob("*")
+            if p.is_file() and p.name != "head.json"
+        )
         self.count = 1
 
     def grow_to(self, count: int) -> float:
@@ -165,15 +170,14 @@ class StoreBuilder:
         for i in range(self.count, count):
             name = f"ctx{i:05d}"
             folder = self.contexts / name
-            specs = folder / "specs"
-            specs.mkdir(parents=True)
-            for source in self.spec_files:
+            for rel in self.files:
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.link(source, specs / source.name)
+                    os.link(self.template_dir / rel, folder / rel)
                 except OSError:
-                    shutil.copyfile(source, specs / source.name)
-            doc = dict(self.index_doc, name=name)
-            (folder / "context.json").write_text(json.dumps(doc, indent=1) + "\n")
+                    shutil.copyfile(self.template_dir / rel, folder / rel)
+            doc = dict(self.head_doc, context=name)
+            (folder / "head.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
         self.count = max(self.count, count)
         return time.perf_counter() - started
 
@@ -230,11 +234,14 @@ def child_env(store: Path | None, pycache: Path) -> dict[str, str]:
     return env
 
 
-def run_once(argv: Sequence[str], env: dict[str, str], check: bool = True) -> float:
+def run_once(
+    argv: Sequence[str], env: dict[str, str], check: bool = True, ok: Sequence[int] = (0,)
+) -> float:
+    """Wall time of one cold run; ``ok`` lists the exit codes that mean success."""
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, check=False)
     elapsed = time.perf_counter() - started
-    if check and done.returncode != 0:
+    if check and done.returncode not in ok:
         raise RuntimeError(
             f"{' '.join(argv)} exited {done.returncode}: "
             f"{done.stderr.decode(errors='replace')[-500:]}"
@@ -243,7 +250,7 @@ def run_once(argv: Sequence[str], env: dict[str, str], check: bool = True) -> fl
 
 
 def cold_medians(
-    commands: dict[str, tuple[Sequence[str], dict[str, str]]],
+    commands: dict[str, tuple[Any, ...]],  # (argv, env[, check, ok exit codes])
     rounds: int,
     after: dict[str, Callable[[], None]] | None = None,
 ) -> dict[str, float]:
@@ -600,6 +607,110 @@ class Bench:
         shutil.rmtree(root)
         return processes * count / (max(e for _, e in spans) - min(b for b, _ in spans))
 
+    # -- g. long histories ------------------------------------------------------------
+    def histories(self) -> None:
+        """A context with 10,000 revisions: register and ``history --limit 20`` stay flat."""
+        revisions = 2_000 if self.quick else 10_000
+        store = self.work / "store-history"
+        took = build_history_store(store, revisions, self.spec_texts)
+        self.report.notes.append(
+            f"context of {revisions:,} revisions built through the library in {took:.1f} s"
+        )
+        env = self.env(store)
+        fresh, cleanup_fresh = self.register_new_context(store)
+        deep = [self.regman, "register", "deep", "bench_step", str(self.spec_file)]
+
+        def cleanup_deep() -> None:
+            import regman
+
+            registry = regman.RegistryManager(store).get_registry("deep")
+            assert registry is not None and registry.remove_specification("bench_step")
+
+        commands = {
+            "register fresh": (fresh, env),
+            "register deep": (deep, env),
+            "contexts list": ([self.regman, "contexts", "list"], env),
+            "history": ([self.regman, "history", "deep", "--limit", "20"], env),
+        }
+        medians = cold_medians(
+            commands,
+            self.rounds,
+            after={"register fresh": cleanup_fresh, "register deep": cleanup_deep},
+        )
+        reg0, reg = medians["register fresh"], medians["register deep"]
+        self.report.add(Row("g", "regman register, fresh ctx (baseline)", ms(reg0)))
+        self.report.add(
+            Row(
+                "g",
+                f"regman register, ctx with {revisions:,} revisions",
+                ms(reg),
+                [ratio(reg, reg0, "fresh ctx")],
+                "<= 1.2x fresh ctx",
+                verdict(reg / reg0 <= 1.2, f"{reg / reg0 / 1.2 - 1:.0%}"),
+            )
+        )
+        listing, history = medians["contexts list"], medians["history"]
+        self.report.add(Row("g", "regman contexts list, same store (baseline)", ms(listing)))
+        self.report.add(
+            Row(
+                "g",
+                f"regman history --limit 20, {revisions:,} revisions",
+                ms(history),
+                [ratio(history, listing, "contexts list")],
+                "<= 1.5x contexts list",
+                verdict(history / listing <= 1.5, f"{history / listing / 1.5 - 1:.0%}"),
+            )
+        )
+
+    # -- h. plans ----------------------------------------------------------------------
+    def plans(self) -> None:
+        """plan / apply of a 100-step folder into a 100-step context against import."""
+        import regman
+        from regman.sources import load_spec_sources
+
+        store = self.work / "store-plans"
+        registry = synthetic_pipeline_registry(100)
+        before, after = self.work / "plan-before", self.work / "plan-after"
+        registry.export(before)
+        after.mkdir()
+        for path in sorted(before.iterdir()):  # every step changes; the wiring stays
+            text = path.read_text().replace("node_type:", "description: revised\nnode_type:", 1)
+            (after / path.name).write_text(text)
+        manager = regman.RegistryManager(store)
+        for name in ("imp", "app"):
+            manager.register_specs(name, load_spec_sources([str(before)])[0])
+        env = self.env(store)
+
+        def back(context: str) -> Callable[[], None]:
+            def rollback() -> None:
+                target = regman.RegistryManager(store).get_registry(context)
+                assert target is not None and target.rollback(1).changed
+
+            return rollback
+
+        commands = {
+            "import": ([self.regman, "import", "imp", str(after)], env),
+            "plan": ([self.regman, "plan", "app", str(after)], env, True, (1,)),  # 1: changes
+            "apply": ([self.regman, "apply", "app", str(after), "--yes"], env),
+        }
+        medians = cold_medians(
+            commands, self.rounds, after={"import": back("imp"), "apply": back("app")}
+        )
+        base = medians["import"]
+        self.report.add(Row("h", "regman import, 100 files into 100 steps (baseline)", ms(base)))
+        for label in ("plan", "apply"):
+            value = medians[label]
+            self.report.add(
+                Row(
+                    "h",
+                    f"regman {label}, 100 files into 100 steps, wiring checked",
+                    ms(value),
+                    [ratio(value, base, "import")],
+                    "<= 2x import",
+                    verdict(value / base <= 2.0, f"{value / base / 2 - 1:.0%}"),
+                )
+            )
+
     # -- driver ------------------------------------------------------------------------
     def check_with_doctor(self) -> None:
         """``regman doctor`` on the 100-context store, when this checkout has it."""
@@ -655,6 +766,50 @@ class Bench:
                 self.report.add(Row("e", "resolution", "failed", note=f"{type(e).__name__}: {e}"))
         with stage("f: concurrent writers"):
             self.writers()
+        with stage("g: long histories"):
+            self.histories()
+        with stage("h: plans"):
+            self.plans()
+
+
+def build_history_store(store: Path, revisions: int, spec_texts: dict[str, str]) -> float:
+    """A store whose context ``deep`` has ``revisions`` revisions (20 steps, updated in turn).
+
+    Built through the library on a RAM disk when there is one (fsyncs there cost nothing,
+    so 10,000 commits take seconds, not minutes), then copied to ``store``.
+    """
+    import regman
+    from regman.specfile import load_spec_text
+
+    started = time.perf_counter()
+    shm = Path("/dev/shm")
+    scratch = Path(tempfile.mkdtemp(prefix="regman-history-", dir=shm if shm.is_dir() else None))
+    try:
+        registry = regman.RegistryManager(scratch / "store").get_registry("deep")
+        assert registry is not None
+        steps = list(spec_texts)
+        variants = [
+            {s: load_spec_text(text, s) for s, text in spec_texts.items()},
+            {
+                s: load_spec_text(text.replace("step_type: ", "step_type: Alt", 1), s)
+                for s, text in spec_texts.items()
+            },
+        ]
+        with registry.batch():
+            for step in steps:
+                registry.register_specification(step, variants[0][step])
+        current = dict.fromkeys(steps, 0)
+        turn = 0
+        while registry.revision < revisions:  # every register flips one step: one revision
+            step = steps[turn % len(steps)]
+            turn += 1
+            current[step] ^= 1
+            registry.register_specification(step, variants[current[step]][step])
+        assert registry.revision == revisions
+        shutil.copytree(scratch / "store", store, symlinks=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return time.perf_counter() - started
 
 
 def pipeline_registry(steps: int) -> tuple[Any, float | None]:

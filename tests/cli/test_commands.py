@@ -44,6 +44,7 @@ def test_register_created_updated_unchanged(run: Run, isolated_store: Path) -> N
         "context": "training_pipeline",
         "step": "training",
         "outcome": "updated",
+        "revision": 2,
         "dry_run": False,
     }
     stored = regman.RegistryManager(isolated_store).get_registry("training_pipeline")
@@ -95,7 +96,7 @@ def test_register_from_stdin(run: Run) -> None:
         (["contexts", "show", "missing"], 1, "does not exist"),
         (["stats", "missing"], 1, "does not exist"),
         (["clear", "missing", "--yes"], 1, "does not exist"),
-        (["restore", "missing"], 1, "not in the trash"),
+        (["restore", "missing"], 1, "has nothing to restore"),
     ],
 )
 def test_errors_are_one_line_and_change_nothing(
@@ -143,9 +144,15 @@ def test_contexts_list_table_and_json(run: Run) -> None:
     assert rows[1]["step_count"] == 9 and rows[1]["step_type_count"] == 7
 
 
-def test_contexts_list_empty(run: Run) -> None:
+def test_contexts_list_empty(run: Run, isolated_store: Path) -> None:
     assert json.loads(run("contexts", "list", "--json").stdout) == []
-    assert "no contexts" in run("contexts", "list").stderr
+    # reads never create a store, and say when there is none
+    assert f"no store at {isolated_store} yet" in run("contexts", "list").stderr
+    assert "no store at /no/such/folder yet" in run("--store", "/no/such/folder", "stats").stderr
+    assert not isolated_store.exists()
+    run("contexts", "create", "x")
+    run("clear", "x", "--yes")
+    assert "no contexts yet" in run("contexts", "list").stderr
 
 
 def test_contexts_create_is_idempotent(run: Run) -> None:
@@ -160,10 +167,12 @@ def test_contexts_show(run: Run) -> None:
     table = run("contexts", "show", "training_pipeline").stdout
     assert "hyperparameters_s3_uri" in table and "XGBoostTraining" in table
     doc = json.loads(run("contexts", "show", "training_pipeline", "--json").stdout)
-    assert sorted(doc) == sorted(
+    assert doc["context"] == "training_pipeline" and doc["revision"] == 1  # one import
+    steps = doc["steps"]
+    assert sorted(steps) == sorted(
         p.name.removesuffix(".step.yaml") for p in TRAINING.glob("*.step.yaml")
     )
-    assert doc["training"]["spec"]["outputs"]["model_output"]["type"] == "model_artifacts"
+    assert steps["training"]["spec"]["outputs"]["model_output"]["type"] == "model_artifacts"
 
 
 def test_show_yaml_and_json_agree(run: Run) -> None:
@@ -218,6 +227,8 @@ def test_clear_all_and_restore(run: Run) -> None:
     assert json.loads(run("stats", "--json").stdout)["dev"]["step_count"] == 3
     run("clear", code=2)  # neither a context nor --all
     run("clear", "dev", "--all", "--yes", code=2)
+    result = run("clear", "--all", "--if-revision", "1", code=2)  # refused before asking
+    assert "not with --all" in result.stderr and "[y/N]" not in result.stderr
 
 
 def test_clear_purge_skips_trash(run: Run) -> None:
@@ -231,7 +242,9 @@ def test_trash_empty(run: Run) -> None:
     run("register", "ctx", "training", TRAINING_SPEC)
     run("clear", "ctx", "--yes")
     run("trash", "empty", code=1)  # no terminal, no --yes
-    assert "deleted 1 trash entry" in run("trash", "empty", "--yes").stderr
+    assert "purged 1 trash entry" in run("trash", "empty", "--yes").stderr
+    run("restore", "ctx", code=1)  # purged for good
+    run("history", "ctx", code=1)  # with its history
     assert json.loads(run("trash", "list", "--json").stdout) == []
 
 
@@ -267,8 +280,9 @@ def test_import_is_all_or_nothing(run: Run, tmp_path: Path, isolated_store: Path
 def test_info(run: Run, isolated_store: Path) -> None:
     run("register", "ctx", "training", TRAINING_SPEC)
     data = json.loads(run("info", "--json").stdout)
-    assert data["location"] == str(isolated_store)
-    assert data["contexts"] == 1 and data["format_version"] == 1
+    assert data["store"] == str(isolated_store)
+    assert data["contexts"] == 1 and data["format_version"] == 2
+    assert data["cleared_contexts"] == 0 and data["revisions"] == 1
     assert data["regman_version"] == regman.__version__
 
 
@@ -277,7 +291,7 @@ def test_store_option_beats_regman_home(run: Run, tmp_path: Path, isolated_store
     run("--store", str(other), "register", "ctx", "training", TRAINING_SPEC)
     assert (other / "contexts" / "ctx").is_dir()
     assert not isolated_store.exists()
-    assert json.loads(run("--store", str(other), "info", "--json").stdout)["location"] == str(other)
+    assert json.loads(run("--store", str(other), "info", "--json").stdout)["store"] == str(other)
 
 
 def test_markup_in_names_is_escaped(run: Run) -> None:
@@ -319,11 +333,12 @@ def test_doctor_healthy_damaged_repaired(run: Run, isolated_store: Path) -> None
     register_examples(run)
     report = json.loads(run("doctor", "--json").stdout)
     assert report["healthy"] is True and report["items"] == []
-    index = isolated_store / "contexts" / "dev" / "context.json"
-    index.write_text("{ damaged")
+    head = isolated_store / "contexts" / "dev" / "head.json"
+    head.write_text("{ damaged")
     (isolated_store / "contexts" / "dev" / "specs" / ".tmp-123-4-5").write_text("half")
     result = run("doctor", code=1)
-    assert "damaged" in result.stderr and "context.json" in result.stdout
+    assert "damaged" in result.stderr and "dev: head" in result.stdout
+    assert "regman doctor" in run("contexts", "show", "dev", code=3).stderr
     run("doctor", "--repair")
     assert json.loads(run("doctor", "--json").stdout)["healthy"] is True
     assert json.loads(run("stats", "--json").stdout)["dev"]["step_count"] == 3

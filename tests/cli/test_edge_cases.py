@@ -14,51 +14,70 @@ SPEC = str(TRAINING / "training.step.yaml")
 OTHER = str(TRAINING / "preprocessing_training.step.yaml")
 
 
-def test_restore_never_deletes_spec_files_the_index_does_not_count(
+def test_restore_of_a_recreated_context_is_refused_and_keeps_what_is_there(
     run: Run, isolated_store: Path
 ) -> None:
     run("register", "c", "s1", SPEC)
     run("clear", "c", "--yes")
     run("contexts", "create", "c")
-    folder = isolated_store / "contexts" / "c"
-    (folder / "specs" / "precious.yaml").write_bytes(Path(SPEC).read_bytes())
-    (folder / ".changing").touch()  # a writer died before updating the index
-    run("restore", "c", code=1)  # the context has a step: refused
-    assert (folder / "specs" / "precious.yaml").exists()
+    run("register", "c", "s2", OTHER)
+    stray = isolated_store / "contexts" / "c" / "specs" / "precious.yaml"
+    stray.write_bytes(Path(SPEC).read_bytes())  # a file regman did not write
+    result = run("restore", "c", code=1)  # the context is live again: refused
+    assert "is not cleared" in result.stderr and "regman restore c STEP" in result.stderr
+    assert stray.exists()
     assert json.loads(run("stats", "--json").stdout)["c"]["step_count"] == 1
+    run("restore", "c", "s1")  # the cleared step comes back on its own
+    assert sorted(json.loads(run("contexts", "show", "c", "--json").stdout)["steps"]) == [
+        "s1",
+        "s2",
+    ]
 
 
-def test_restore_into_an_empty_context_keeps_it_in_the_trash(run: Run) -> None:
+def test_a_cleared_then_recreated_context_lists_its_steps_in_the_trash(run: Run) -> None:
     run("register", "c", "s1", SPEC)
     run("clear", "c", "--yes")
+    assert [e["kind"] for e in json.loads(run("trash", "list", "--json").stdout)] == ["context"]
     run("contexts", "create", "c")
-    run("restore", "c")
+    entries = json.loads(run("trash", "list", "--json").stdout)
+    assert [(e["kind"], e["context"], e["step"]) for e in entries] == [("step", "c", "s1")]
+    run("restore", "c", "s1")
     assert json.loads(run("stats", "--json").stdout)["c"]["step_count"] == 1
-    kinds = [e["kind"] for e in json.loads(run("trash", "list", "--json").stdout)]
-    assert kinds == ["context"]  # the empty context that was replaced
+    assert json.loads(run("trash", "list", "--json").stdout) == []
 
 
 def test_restore_refuses_a_case_clash(run: Run) -> None:
     run("register", "DEV", "s", SPEC)
     run("clear", "DEV", "--yes")
-    run("register", "dev", "s", SPEC)
-    run("restore", "DEV", code=2)
+    # a cleared context keeps its name (and history): 'dev' would clash with it
+    assert "differs only in case" in run("register", "dev", "s", SPEC, code=2).stderr
+    run("restore", "DEV")
     run("register", "c", "X", SPEC)
     run("remove", "c", "X")
     run("register", "c", "x", SPEC)
     run("restore", "c", "X", code=2)
     names = [r["name"] for r in json.loads(run("contexts", "list", "--json").stdout)]
-    assert names == ["c", "dev"]
+    assert names == ["DEV", "c"]
 
 
-def test_failed_step_restore_creates_nothing(run: Run, isolated_store: Path) -> None:
+def test_a_purged_context_has_nothing_to_restore(run: Run) -> None:
     run("register", "c2", "s", SPEC)
     run("remove", "c2", "s")
     run("clear", "c2", "--yes", "--purge")
-    entry = next((isolated_store / "trash").glob("*@c2@s.yaml"))
-    entry.write_text("not: [a spec\n")
-    run("restore", "c2", "s", code=2)
+    assert "nothing to restore" in run("restore", "c2", "s", code=1).stderr
     assert json.loads(run("contexts", "list", "--json").stdout) == []
+    assert json.loads(run("trash", "list", "--json").stdout) == []
+
+
+def test_a_damaged_stored_spec_is_reported_by_every_read(run: Run, isolated_store: Path) -> None:
+    run("register", "c2", "s", SPEC)
+    run("register", "c2", "ok", OTHER)
+    (stored,) = (isolated_store / "contexts" / "c2" / "specs" / "s").iterdir()
+    stored.write_text("not: [a spec\n")
+    for args in (["show", "c2", "s"], ["contexts", "show", "c2"], ["resolve", "c2"]):
+        result = run(*args, code=None)
+        assert result.exit_code != 0, args
+        assert str(stored) in result.stderr and "regman doctor" in result.stderr, args
 
 
 def test_spec_that_would_be_stored_too_big_is_refused(
@@ -101,22 +120,29 @@ def test_import_refuses_a_clash_with_a_stored_step_before_writing(run: Run) -> N
     assert result.exit_code == 0
 
 
-def test_a_missing_trash_folder_is_recreated(run: Run, isolated_store: Path) -> None:
+def test_a_missing_locks_folder_is_recreated(run: Run, isolated_store: Path) -> None:
     import shutil
 
     run("register", "c", "s", SPEC)
-    shutil.rmtree(isolated_store / "trash")
+    shutil.rmtree(isolated_store / "locks")
     run("remove", "c", "s")
     run("restore", "c", "s")
+    assert json.loads(run("stats", "--json").stdout)["c"]["revision"] == 3
 
 
-def test_a_wrongly_typed_index_is_rebuilt_not_a_crash(run: Run, isolated_store: Path) -> None:
+def test_a_wrongly_typed_head_is_an_error_then_repaired_not_a_crash(
+    run: Run, isolated_store: Path
+) -> None:
     run("register", "c", "s", SPEC)
-    index = isolated_store / "contexts" / "c" / "context.json"
-    doc = json.loads(index.read_text())
-    doc["node_types"], doc["step_count"] = [], "3"
-    index.write_text(json.dumps(doc))
-    assert json.loads(run("stats", "--json").stdout)["c"]["step_count"] == 1
+    head = isolated_store / "contexts" / "c" / "head.json"
+    doc = json.loads(head.read_text())
+    doc["removed"], doc["steps"]["s"]["outputs"] = [], "3"
+    head.write_text(json.dumps(doc))
+    for args in (["stats", "--json"], ["register", "c", "s2", OTHER]):
+        result = run(*args, code=3)
+        assert "damaged" in result.stderr and "regman doctor" in result.stderr
+        assert "Traceback" not in result.stderr
+    run("doctor", "--repair")
     run("register", "c", "s2", OTHER)
     assert json.loads(run("stats", "--json").stdout)["c"]["step_count"] == 2
 
@@ -150,9 +176,12 @@ def test_export_and_diff_do_not_skip_a_damaged_spec(
     run("register", "c", "good", SPEC)
     run("register", "c", "bad", OTHER)
     run("register", "d", "good", SPEC)
-    (isolated_store / "contexts" / "c" / "specs" / "bad.yaml").write_text("[broken\n")
-    assert run("export", "c", str(tmp_path / "out"), code=2).stderr.startswith("error:")
-    run("diff", "c", "d", code=2)
+    (stored,) = (isolated_store / "contexts" / "c" / "specs" / "bad").iterdir()
+    stored.write_text("[broken\n")
+    result = run("export", "c", str(tmp_path / "out"), code=3)
+    assert result.stderr.startswith("error:") and "regman doctor" in result.stderr
+    assert not (tmp_path / "out").exists()
+    run("diff", "c", "d", code=3)
 
 
 def test_diff_names_a_step_in_neither_context(run: Run) -> None:
@@ -175,7 +204,6 @@ def test_doctor_without_repair_creates_nothing(run: Run, isolated_store: Path) -
 
     run("register", "c", "s", SPEC)
     shutil.rmtree(isolated_store / "locks")
-    shutil.rmtree(isolated_store / "trash")
     before = snapshot(isolated_store, include_locks=True)
     assert json.loads(run("doctor", "--json").stdout)["healthy"] is True
     assert snapshot(isolated_store, include_locks=True) == before

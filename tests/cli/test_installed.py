@@ -79,3 +79,39 @@ def test_closed_pipe_is_quiet(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert out.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_installed_history_and_rollback_round_trip(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    training = EXAMPLES / "training_pipeline"
+    first = run("register", "ctx", "training", str(training / "training.step.yaml"), home=home)
+    assert first.returncode == 0, first.stderr
+    second = run(
+        "register",
+        "ctx",
+        "training",
+        str(training / "preprocessing_training.step.yaml"),
+        "-m",
+        "try the preprocessing spec",
+        home=home,
+    )
+    assert second.returncode == 0, second.stderr
+    rows = json.loads(run("history", "ctx", "--json", home=home).stdout)
+    assert [(r["revision"], r["message"]) for r in rows] == [
+        (2, "try the preprocessing spec"),
+        (1, None),
+    ]
+    refused = run("rollback", "ctx", "--to", "1", home=home, stdin="")  # not a terminal
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    back = run("rollback", "ctx", "--to", "1", "--yes", home=home)
+    assert back.returncode == 0, back.stderr
+    assert "as revision 3" in back.stderr
+    shown = json.loads(run("show", "ctx", "training", "--json", home=home).stdout)
+    assert shown["step_type"] == "XGBoostTraining"
+    before = json.loads(run("show", "ctx@2", "training", "--json", home=home).stdout)
+    assert before["step_type"] == "TabularPreprocessing"
+    moved = run(
+        "register", "ctx", "x", str(training / "payload.step.yaml"), "--if-revision", "2", home=home
+    )
+    assert moved.returncode == 1
+    assert moved.stderr.startswith("error: context 'ctx' is at revision 3, not 2")

@@ -147,17 +147,30 @@ def test_usage_and_lookup_errors(pipeline: Run) -> None:
     assert "step 'ghost' is not registered" in unknown.stderr
 
 
+def table_rows(text: str) -> list[str]:
+    """The rows of a plain table, each with its continuation lines joined (cell by cell)."""
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if cells[0] or not rows:
+            rows.append(cells)
+        else:
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+    return [" │ ".join(row) for row in rows]
+
+
 def test_explain_table_and_json(pipeline: Run) -> None:
     result = pipeline("explain", "training_pipeline", "model_evaluation", "processed_data")
     lines = result.stdout.splitlines()
     assert lines[0].startswith("model_evaluation.processed_data: processing_output, S3Uri")
     assert "job type: calibration (the step's own)" in lines
     assert "wired to: preprocessing_calibration.processed_data (0.95)" in lines
-    chosen = next(
-        line for line in lines if "preprocessing_calibration.processed_data" in line and "│" in line
-    )
+    rows = table_rows(result.stdout)  # prose columns wrap on a pipe: a row spans lines
+    chosen = next(row for row in rows if "preprocessing_calibration.processed_data" in row)
     assert "chosen" in chosen and "compatible_sources" in chosen
-    other = next(line for line in lines if "preprocessing_training.processed_data" in line)
+    other = next(row for row in rows if "preprocessing_training.processed_data" in row)
     assert "job type" in other and "is a calibration step" in other
     assert "output(s) of an incompatible type or data type not shown" in result.stderr
 

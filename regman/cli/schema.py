@@ -1,0 +1,173 @@
+"""``regman schema``: a JSON Schema for spec files, for editors (completion and checking).
+
+The schema is generated from the models (``generate_schema``) and shipped in the
+package as ``step-spec.schema.json`` (a test keeps the two equal), so printing it
+costs no pydantic import. It describes the file layouts ``regman validate`` reads:
+the cursus layout (``spec:`` holding ``dependencies`` and ``outputs``), the flat one,
+entries keyed by logical name or listed with ``logical_name``, and the ``type``
+shorthand. A schema cannot see everything ``validate`` checks (duplicate keys, the
+node type's rules, a typo of a top-level key): ``validate`` stays the authority.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from regman.cli.app import app
+from regman.cli.render import guarded, print_text
+
+SCHEMA_FILE = Path(__file__).with_name("step-spec.schema.json")
+SCHEMA_ID = "https://regman.invalid/schemas/step-spec.schema.json"
+
+# File key -> model field (the loader accepts both the short and the long names).
+DEPENDENCY_KEYS = {
+    "logical_name": "logical_name",
+    "type": "dependency_type",
+    "dependency_type": "dependency_type",
+    "required": "required",
+    "compatible_sources": "compatible_sources",
+    "semantic_keywords": "semantic_keywords",
+    "data_type": "data_type",
+    "description": "description",
+}
+OUTPUT_KEYS = {
+    "logical_name": "logical_name",
+    "type": "output_type",
+    "output_type": "output_type",
+    "property_path": "property_path",
+    "data_type": "data_type",
+    "description": "description",
+    "aliases": "aliases",
+    "semantic_keywords": "semantic_keywords",
+}
+HEADER_KEYS = ("step_type", "node_type", "description", "job_type")
+
+
+def _entry(model: Any, keys: dict[str, str], type_field: str, defs: dict[str, Any]) -> Any:
+    """One dependency or output as the file writes it: file keys, either type key."""
+    generated = model.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(generated.pop("$defs", {}))
+    fields = generated["properties"]
+    required = [
+        key
+        for key, field in keys.items()
+        if field in generated.get("required", ())
+        and field not in ("logical_name", type_field)
+        and key == field
+    ]
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": generated.get("description", ""),
+        "properties": {key: _untitled(fields[field]) for key, field in keys.items()},
+        "additionalProperties": False,
+        "oneOf": [{"required": ["type"]}, {"required": [type_field]}],
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != "title"}
+
+
+def _entries(ref: str, logical_name: dict[str, Any]) -> dict[str, Any]:
+    """Keyed by logical name, or a list of entries that each carry one."""
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "propertyNames": logical_name,
+                "additionalProperties": {"$ref": ref},
+            },
+            {
+                "type": "array",
+                "items": {"allOf": [{"$ref": ref}, {"required": ["logical_name"]}]},
+            },
+            {"type": "null"},
+        ]
+    }
+
+
+def generate_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a spec file, built from the models."""
+    from regman.spec import DependencySpec, OutputSpec, StepSpecification
+
+    defs: dict[str, Any] = {}
+    defs["Dependency"] = _entry(DependencySpec, DEPENDENCY_KEYS, "dependency_type", defs)
+    defs["Output"] = _entry(OutputSpec, OUTPUT_KEYS, "output_type", defs)
+    step = StepSpecification.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update({k: v for k, v in step.pop("$defs", {}).items() if k not in defs})
+    for name in ("DependencySpec", "OutputSpec"):
+        defs.pop(name, None)
+    header = {key: _untitled(step["properties"][key]) for key in HEADER_KEYS}
+    logical_name = {
+        "type": "string",
+        "pattern": DependencySpec.model_json_schema()["properties"]["logical_name"]["pattern"],
+    }
+    body = {
+        "dependencies": _entries("#/$defs/Dependency", logical_name),
+        "outputs": _entries("#/$defs/Output", logical_name),
+    }
+    given = [
+        {
+            "anyOf": [
+                {"required": [key]},
+                {"required": ["spec"], "properties": {"spec": {"required": [key]}}},
+            ]
+        }
+        for key in ("step_type", "node_type")
+    ]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "regman step specification (.step.yaml)",
+        "description": (
+            "One pipeline step: what it needs (dependencies) and produces (outputs). "
+            "Other top-level sections are kept verbatim. Generated by 'regman schema'; "
+            "'regman validate' checks what a schema cannot (node type rules, duplicate keys)."
+        ),
+        "type": "object",
+        "properties": {
+            **header,
+            "spec": {
+                "type": "object",
+                "properties": {**header, **body},
+                "additionalProperties": False,
+            },
+            **body,
+        },
+        "allOf": [
+            *given,
+            {  # dependencies/outputs live either under spec or at top level, not both
+                "if": {"required": ["spec"]},
+                "then": {
+                    "not": {"anyOf": [{"required": ["dependencies"]}, {"required": ["outputs"]}]}
+                },
+            },
+        ],
+        "$defs": defs,
+    }
+
+
+def schema_text() -> str:
+    """The shipped schema (what ``regman schema`` prints)."""
+    return SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+@app.command()
+@guarded
+def schema() -> None:
+    """Print the JSON Schema of spec files, for editors.
+
+    Save it and point your editor at it: with the YAML extension of VS Code (or any
+    editor using yaml-language-server), a first line
+    '# yaml-language-server: $schema=step-spec.schema.json' gives completion and
+    checking as you type. 'regman validate' remains the full check.
+
+    Examples:
+
+      regman schema > step-spec.schema.json
+    """
+    print_text(schema_text())
