@@ -10,21 +10,24 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from regman.scoring import (
     ACCEPTED_OUTPUT_TYPES,
+    JOB_TYPES,
     TYPE_ONLY_SCORE,
     WEIGHTS,
     DependencyForm,
     data_type_class,
     form_of_dependency,
     form_of_output,
+    job_types_of,
+    name_form,
+    provider_source_keys,
     requested_job_type,
     score_total,
     source_key,
-    split_job_type,
-    step_job_type,
     unexplained,
 )
 from regman.spec import DependencySpec, DependencyType, OutputSpec, StepSpecification
@@ -58,11 +61,20 @@ class Signature:
 
 
 class OutputIndex:
-    """The given steps' outputs, grouped by signature and indexed by evidence words."""
+    """The given steps' outputs, grouped by signature and indexed by evidence words.
+
+    ``specs`` are the specs as stored; ``self.specs`` are the effective ones, each with
+    the variant of its step's job type applied (see ``StepSpecification.for_job_type``).
+    """
 
     def __init__(self, specs: Mapping[str, StepSpecification]) -> None:
-        self.specs = specs
-        self.jobs = {step: step_job_type(step, spec) for step, spec in specs.items()}
+        self.stored = specs
+        self.jobs = job_types_of(specs)
+        self.job_vocabulary = frozenset(JOB_TYPES.union(j for j in self.jobs.values() if j))
+        self.specs: dict[str, StepSpecification] = {
+            step: spec.for_job_type(self.jobs[step]) for step, spec in specs.items()
+        }
+        specs = self.specs
         self.signatures: list[Signature] = []
         self.outputs_by_step: dict[str, list[Provided]] = {}
         # kind -> word -> signatures whose names, aliases or keywords hold the word
@@ -76,11 +88,13 @@ class OutputIndex:
         # per dependency id: signature id -> (unexplained, total without source)
         self._scores: list[dict[int, tuple[float, float]]] = []
         # per (dependency id, job preference): (pending, below) bounds, see Candidates
-        self.bounds: dict[tuple[int, tuple[str | None, bool]], BoundTable] = {}
+        self.bounds: dict[tuple[int, Preference], BoundTable] = {}
+        # per dependency id: its exact-name signatures as (-total without source, sid)
+        self.exact_names: dict[int, list[tuple[float, int]]] = {}
         ids: dict[tuple[Any, ...], int] = {}
         for step in sorted(specs):
             spec = specs[step]
-            for names in sorted({source_key(spec.step_type), source_key(split_job_type(step)[0])}):
+            for names in sorted(provider_source_keys(step, spec, self.jobs[step])):
                 self.steps_by_source.setdefault(names, []).append(step)
             provided = []
             for name in sorted(spec.outputs):
@@ -115,8 +129,7 @@ class OutputIndex:
 
     @staticmethod
     def kinds(dependency: DependencySpec) -> list[_Kind]:
-        data_class = data_type_class(dependency.data_type)
-        return [(kind, data_class) for kind in ACCEPTED_OUTPUT_TYPES[dependency.dependency_type]]
+        return _kinds(dependency.dependency_type, dependency.data_type)
 
     def dependency_id(self, dependency: DependencySpec) -> int:
         """Dependencies with the same evidence share an id, hence cached scores."""
@@ -136,34 +149,94 @@ class OutputIndex:
         return self._scores[dep_id]
 
 
-Preference = tuple[str | None, bool]  # (job type wanted, is it the consumer's own?)
+@lru_cache(maxsize=256)
+def _kinds(dependency_type: DependencyType, data_type: str) -> list[_Kind]:
+    """What a dependency's filters accept (cached: read-only for callers)."""
+    data_class = data_type_class(data_type)
+    return [(kind, data_class) for kind in ACCEPTED_OUTPUT_TYPES[dependency_type]]
+
+
+class Preference(NamedTuple):
+    """Which providers' job types a dependency ranks first (see :func:`tier`)."""
+
+    wanted: str | None  # the job type ranked first, if any
+    own: bool  # it is the consumer's own job type (else the dependency's name asks for it)
+    fitted: bool  # the dependency takes fitted artifacts (type model_artifacts)
+    hinted: str | None = None  # a job type only the keywords name: breaks exact ties
 
 
 def preference(index: OutputIndex, consumer: str, dep: DependencySpec) -> Preference:
     own = index.jobs[consumer]
-    return (own, True) if own is not None else (requested_job_type(dep), False)
+    fitted = dep.dependency_type is DependencyType.MODEL_ARTIFACTS
+    if own is not None:
+        return Preference(own, True, fitted)
+    if fitted:
+        return Preference(None, False, True)
+    asked = requested_job_type(dep, index.job_vocabulary)
+    if asked is not None:
+        return Preference(asked, False, False)
+    return Preference(None, False, False, hinted_job_type(dep, index.job_vocabulary))
+
+
+def hinted_job_type(dep: DependencySpec, known: frozenset[str]) -> str | None:
+    """The one job type the dependency's keywords name (``[data, training]``), if any."""
+    return _hinted(tuple(dep.semantic_keywords), known)
+
+
+@lru_cache(maxsize=1 << 14)
+def _hinted(keywords: tuple[str, ...], known: frozenset[str]) -> str | None:
+    words: set[str] = set()
+    for keyword in keywords:
+        words.update(name_form(keyword).tokens)
+    hinted = words & known
+    return next(iter(hinted)) if len(hinted) == 1 else None
+
+
+def subtier(preference: Preference, job: str | None) -> int:
+    """Among candidates of equal tier and score: a job type the keywords name first, any
+    other explicit job type after (never before a higher score: keywords are evidence)."""
+    hinted = preference.hinted
+    return 1 if hinted is not None and job is not None and job != hinted else 0
 
 
 def tier(preference: Preference, job: str | None) -> int:
-    """Lower goes first. A step with a job type ranks providers of its own job type, then
-    ones without, then others; a dependency asking for a job type (its step has none)
-    only puts providers of another explicit job type last."""
-    wanted, own = preference
+    """Lower goes first. Job types order data flowing down a branch: a step with a job
+    type ranks providers of its own job type, then ones without, then others; a
+    dependency whose name asks for a job type (its step has none) only puts providers of
+    another explicit job type last. Fitted artifacts (``model_artifacts``) cross branches
+    on purpose (an evaluation-branch imputation takes what its training twin fitted): a
+    provider of the consumer's own job type still goes first, every other one equally."""
+    wanted, own, fitted, _ = preference
     if wanted is None or job == wanted:
         return 0
+    if fitted:
+        return 1
     if job is None:
         return 1 if own else 0
     return 2 if own else 1
 
 
-# (tier, -total, provider, output, group, position): unique by (provider, output), so
-# comparisons never reach the last two fields
-Rank = tuple[int, float, str, str, int, int]
+class Rank(NamedTuple):
+    """A candidate's place, best first: unique by (provider, output), so comparisons never
+    reach ``group`` and ``position`` (where the candidate sits in its group)."""
+
+    tier: int
+    negative_total: float
+    subtier: int
+    provider: str
+    output: str
+    group: int
+    position: int
+
+    @property
+    def level(self) -> tuple[int, float, int]:
+        """Candidates at one level are tied as far as the rules go."""
+        return (self.tier, self.negative_total, self.subtier)
 
 
-# Candidates sharing tier and score: a signature's members of one job type, or one output
-# of a declared compatible source: (tier, -total, members, from a compatible source)
-_Group = tuple[int, float, list[Provided], bool]
+# Candidates sharing tier, score and subtier: a signature's members of one job type, or one
+# output of a declared compatible source: (tier, -total, subtier, members, from a source)
+_Group = tuple[int, float, int, list[Provided], bool]
 
 
 class NearMiss(NamedTuple):
@@ -173,6 +246,16 @@ class NearMiss(NamedTuple):
 
 
 _MARGIN = 1e-4  # covers the rounding of totals to 4 places, so bounds stay bounds
+#: The best score an output can get without a declared compatible source (every other
+#: piece of evidence at its full weight).
+BEST_UNSOURCED = (
+    1.0
+    - (1.0 - WEIGHTS["type"])
+    * (1.0 - WEIGHTS["name"])
+    * (1.0 - WEIGHTS["dependency_keywords"])
+    * (1.0 - WEIGHTS["output_keywords"])
+    + _MARGIN
+)
 _W_TYPE, _W_NAME = WEIGHTS["type"], WEIGHTS["name"]
 _W_DEP_KW, _W_OUT_KW = WEIGHTS["dependency_keywords"], WEIGHTS["output_keywords"]
 
@@ -305,7 +388,7 @@ class BoundTable:
     def _bound_each(self, sids: Iterable[int]) -> tuple[list[_Pending], list[tuple[float, int]]]:
         """Each factor is at most the exact one (see scoring._components): a shared word
         can only raise a similarity or a keyword count by one."""
-        threshold, (wanted, own) = self._threshold, self.preference
+        threshold, (wanted, own, fitted, _) = self._threshold, self.preference
         dep_form, signatures = self._dep_form, self._index.signatures
         by_name, by_keyword = self._by_name, self._by_keyword
         by_multi, by_compact = self._by_multi, self._by_compact
@@ -352,6 +435,8 @@ class BoundTable:
                 jobs = signature.buckets  # the best tier among its providers (see tier)
                 if wanted is None or wanted in jobs:
                     tier = 0
+                elif fitted:
+                    tier = 1
                 elif own:
                     tier = 1 if None in jobs else 2
                 else:
@@ -374,6 +459,7 @@ class Candidates:
         "_below",
         "_consumer",
         "_dep_form",
+        "_dep_id",
         "_dep_type",
         "_groups",
         "_heap",
@@ -395,7 +481,7 @@ class Candidates:
         self._dep_form = form_of_dependency(dep)
         self._dep_type = dep.dependency_type
         self._preferred = preferred = preference(index, consumer, dep)
-        dep_id = index.dependency_id(dep)
+        self._dep_id = dep_id = index.dependency_id(dep)
         self._scores = index.scores(dep_id)
         self._groups: list[_Group] = []
         self._heap: list[Rank] = []
@@ -415,7 +501,8 @@ class Candidates:
                     continue
                 total = score_total(self._score(item.signature)[0], True)
                 if total >= threshold:
-                    self._add((tier(preferred, item.job), -total, [item], True))
+                    job = item.job
+                    self._add((tier(preferred, job), -total, subtier(preferred, job), [item], True))
                 elif self._miss is None or (-total, provider) < (
                     -self._miss.total,
                     self._miss.provider,
@@ -445,13 +532,13 @@ class Candidates:
         self._push_next(len(self._groups) - 1, 0)
 
     def _push_next(self, number: int, start: int) -> None:
-        tier, negative_total, members, from_source = self._groups[number]
+        tier, negative_total, sub, members, from_source = self._groups[number]
         consumer, sources = self._consumer, self._sources
         for position in range(start, len(members)):
             item = members[position]
             if item.step == consumer or (not from_source and item.step in sources):
                 continue  # own outputs never; source providers rank in their own groups
-            rank = (tier, negative_total, item.step, item.output_name, number, position)
+            rank = Rank(tier, negative_total, sub, item.step, item.output_name, number, position)
             heapq.heappush(self._heap, rank)
             return
 
@@ -475,8 +562,9 @@ class Candidates:
             if total < self._threshold:
                 self._below.append((-total, sid))
                 continue
+            preferred = self._preferred
             for job, members in self._index.signatures[sid].buckets.items():
-                self._add((tier(self._preferred, job), -total, members, False))
+                self._add((tier(preferred, job), -total, subtier(preferred, job), members, False))
 
     @property
     def head(self) -> Rank | None:
@@ -485,15 +573,76 @@ class Candidates:
 
     def pop(self) -> Rank:
         self._settle()
-        rank = heapq.heappop(self._heap)
-        self._push_next(rank[4], rank[5] + 1)
+        rank: Rank = heapq.heappop(self._heap)
+        self._push_next(rank.group, rank.position + 1)
         return rank
 
     def item(self, rank: Rank) -> Provided:
-        return self._groups[rank[4]][2][rank[5]]
+        return self._groups[rank.group][3][rank.position]
+
+    def rank_of(self, item: Provided) -> tuple[int, float, int]:
+        """The level of any output of another step for this dependency (qualifying or
+        not: the caller checks the threshold)."""
+        preferred = self._preferred
+        total = score_total(self._score(item.signature)[0], item.step in self._sources)
+        return (tier(preferred, item.job), -total, subtier(preferred, item.job))
+
+    def exact_name_items(self, min_total: float) -> list[Provided]:
+        """Outputs of other steps whose logical name (not an alias) is the dependency's
+        name once normalised, of an accepted type, that may score ``min_total`` or more;
+        sorted by (provider, output). Outputs sharing a signature score alike (but for a
+        declared source's bonus), and the signatures are ranked once per dependency
+        evidence, so a call looks only at those that reach ``min_total``."""
+        compact = self._dep_form.name.compact
+        if not compact:
+            return []
+        index, consumer, sources = self._index, self._consumer, self._sources
+        ranked = index.exact_names.get(self._dep_id)
+        if min_total > BEST_UNSOURCED:
+            ranked = []  # only a declared source can reach it: no need to rank the rest
+        elif ranked is None:
+            ranked = sorted(
+                (-self._score(sid)[1], sid)
+                for kind in self._kinds
+                for sid in index.compacts.get(kind, {}).get(compact, ())
+                if index.signatures[sid].form.names[0].compact == compact
+            )
+            index.exact_names[self._dep_id] = ranked
+        found: list[Provided] = []
+        for negative_total, sid in ranked:
+            if -negative_total < min_total:
+                break
+            for members in index.signatures[sid].buckets.values():
+                found.extend(m for m in members if m.step != consumer and m.step not in sources)
+        for provider in sources:
+            for item in index.outputs_by_step[provider]:
+                if self.accepts(item) and self.is_exact_name(item):
+                    found.append(item)
+        return sorted(found, key=lambda m: (m.step, m.output_name))
+
+    def is_alias_match(self, item: Provided) -> bool:
+        """Whether one of the output's aliases is the dependency's name (normalised)."""
+        compact = self._dep_form.name.compact
+        names = self._index.signatures[item.signature].form.names
+        return bool(compact) and any(name.compact == compact for name in names[1:])
+
+    def is_exact_name(self, item: Provided) -> bool:
+        """Whether the output's logical name is the dependency's (normalised)."""
+        compact = self._dep_form.name.compact
+        return bool(compact) and self._index.signatures[item.signature].form.names[0].compact == (
+            compact
+        )
+
+    def is_source(self, step: str) -> bool:
+        """Whether ``step`` is a declared compatible source of this dependency."""
+        return step in self._sources
+
+    def accepts(self, item: Provided) -> bool:
+        """Whether the output's type and data type fit this dependency."""
+        return self._index.signatures[item.signature].kind in self._kinds
 
     def best_upstream(
-        self, level: tuple[int, float], upstream: set[str]
+        self, level: tuple[int, float, int], upstream: set[str]
     ) -> tuple[int, float, str, str, Provided] | None:
         """The first (by name) output of an ``upstream`` step ranked at ``level``, if any.
 
@@ -509,7 +658,8 @@ class Candidates:
                 if index.signatures[item.signature].kind not in kinds:
                     continue
                 total = score_total(self._score(item.signature)[0], provider in sources)
-                if (tier(self._preferred, item.job), -total) != level:
+                preferred = self._preferred
+                if (tier(preferred, item.job), -total, subtier(preferred, item.job)) != level:
                     continue
                 found = (level[0], level[1], provider, item.output_name, item)
                 if best is None or found[2:4] < best[2:4]:

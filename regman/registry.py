@@ -351,13 +351,19 @@ class SpecificationRegistry:
         Each item is ``(step_name, output_name, output_spec, score)``; the score is the
         resolver's, so this agrees with what ``DependencyResolver`` would wire.
         """
-        from regman.scoring import score_candidate
+        from regman.scoring import job_types_of, score_candidate
 
         found = []
-        for step, spec in self.list_specifications().items():
+        specs = self.list_specifications()
+        jobs = job_types_of(specs)  # the providers' job types in this context, as resolving
+        for step, spec in specs.items():
             for name, output in spec.outputs.items():
                 score = score_candidate(
-                    dependency_spec, output, provider_step=step, provider_spec=spec
+                    dependency_spec,
+                    output,
+                    provider_step=step,
+                    provider_spec=spec,
+                    provider_job=jobs[step],
                 )
                 if score is not None and score.total > 0:
                     found.append((step, name, output, score.total))

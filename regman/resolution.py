@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from regman.scoring import Score
-from regman.spec import DependencyType, StepSpecification
+from regman.spec import DependencyType, OutputSpec, StepSpecification
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -26,14 +26,44 @@ class SpecSource(Protocol):
 # -- public results ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PropertyReference:
-    """Where a dependency's value comes from: ``step_name``'s ``output_name``."""
+    """Where a dependency's value comes from: ``step_name``'s ``output_name``.
+
+    Built as ``PropertyReference(step, output_name, property_path, score)`` or, as cursus
+    code does, ``PropertyReference(step_name=..., output_spec=OutputSpec(...))``; either
+    way ``output_name``/``property_path`` and (when known) ``output_spec`` are set.
+    ``str()`` gives ``step.output``.
+    """
 
     step_name: str
     output_name: str
     property_path: str
-    score: float = 1.0
+    score: float
+    output_spec: OutputSpec | None = field(compare=False)
+
+    def __init__(
+        self,
+        step_name: str,
+        output_name: str | None = None,
+        property_path: str | None = None,
+        score: float = 1.0,
+        *,
+        output_spec: OutputSpec | None = None,
+    ) -> None:
+        if output_spec is not None:
+            output_name = output_spec.logical_name if output_name is None else output_name
+            property_path = output_spec.property_path if property_path is None else property_path
+        if output_name is None or property_path is None:
+            raise TypeError("PropertyReference needs output_spec, or output_name and property_path")
+        object.__setattr__(self, "step_name", step_name)
+        object.__setattr__(self, "output_name", output_name)
+        object.__setattr__(self, "property_path", property_path)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "output_spec", output_spec)
+
+    def __str__(self) -> str:
+        return f"{self.step_name}.{self.output_name}"
 
     def __repr__(self) -> str:
         return (
@@ -50,8 +80,12 @@ class PropertyReference:
         }
 
     def to_sagemaker_property(self) -> dict[str, str]:
-        """The SageMaker pipeline JSON reference (``{"Get": "Steps.<step>.properties..."}``)."""
-        return {"Get": f"Steps.{self.step_name}.{self.property_path}"}
+        """The reference as a SageMaker pipeline definition holds it, the form the SageMaker
+        SDK writes: ``{"Get": "Steps.<step>.ProcessingOutputConfig..."}``. The leading
+        ``properties.`` of ``property_path`` is the Python attribute path
+        (``step.properties.ProcessingOutputConfig``), not part of the reference."""
+        path = self.property_path.removeprefix("properties.")
+        return {"Get": f"Steps.{self.step_name}.{path}"}
 
 
 @dataclass(frozen=True)
@@ -66,10 +100,20 @@ class ResolvedDependency:
     required: bool
     score: Score
     notes: tuple[str, ...] = ()
+    output_spec: OutputSpec | None = field(default=None, compare=False, repr=False)
+    #: the equally ranked candidate the choice was made over by name (``provider.output``),
+    #: when no rule separated them: the choice is arbitrary
+    tied_with: str | None = None
 
     @property
     def reference(self) -> PropertyReference:
-        return PropertyReference(self.provider, self.output, self.property_path, self.score.total)
+        return PropertyReference(
+            self.provider,
+            self.output,
+            self.property_path,
+            self.score.total,
+            output_spec=self.output_spec,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +126,7 @@ class ResolvedDependency:
             "score": self.score.total,
             "breakdown": self.score.to_dict(),
             "notes": list(self.notes),
+            "tied_with": self.tied_with,
         }
 
 
@@ -166,7 +211,9 @@ class Candidate:
     property_path: str
     score: Score
     provider_job_type: str | None
-    status: str  # chosen | closes a cycle | job type | tie | lower score | below threshold
+    # chosen | closes a cycle | job type | tie | lower score | below threshold |
+    # nearest provider | exact name | passed over (closed a cycle when considered)
+    status: str
     reason: str
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,8 +13,8 @@ type                 0.10    exact type (0.05 for a merely compatible type)
 name                 0.50    dependency name vs. the output's name and aliases
 dependency_keywords  0.35    the dependency's semantic_keywords found in the output
 output_keywords      0.20    the output's semantic_keywords found in the dependency
-compatible_source    0.80    provider's step type (or step name without job-type
-                             suffix) listed in the dependency's compatible_sources
+compatible_source    0.80    provider's step type or step name, with or without a
+                             job-type suffix, listed in compatible_sources
 ==================== ======= ====================================================
 
 A type-only match scores 0.10 and never qualifies. An exact name alone gives 0.55. A
@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from regman.spec import DependencySpec, DependencyType, OutputSpec, StepSpecification
+from regman.spec import (
+    DependencySpec,
+    DependencyType,
+    OutputSpec,
+    StepSpecification,
+    normalize_job_type,
+)
 
 # -- compatibility filters -------------------------------------------------------------
 
@@ -226,34 +232,120 @@ def source_key(name: str) -> str:
 # -- job types -------------------------------------------------------------------------
 
 
+def _split_suffix(name: str) -> tuple[str, str] | None:
+    """``"Prep_Training"`` -> ``("Prep", "training")``: the last separated word, canonical."""
+    match = _JOB_SUFFIX_RE.match(name)
+    if match is None:
+        return None
+    return match["base"], normalize_job_type(match["job"])
+
+
 def split_job_type(step_name: str) -> tuple[str, str | None]:
-    """``"Preprocessing_calibration"`` -> ``("Preprocessing", "calibration")``."""
-    match = _JOB_SUFFIX_RE.match(step_name)
-    if match:
-        job = _canonical_token(match["job"].lower())
-        if job in JOB_TYPES:
-            return match["base"], job
+    """``"Preprocessing_calibration"`` -> ``("Preprocessing", "calibration")``.
+
+    Only the well-known job types (:data:`JOB_TYPES`) count here, without context;
+    :func:`job_types_of` also recognises the open ones a context declares.
+    """
+    found = _split_suffix(step_name)
+    if found is not None and found[1] in JOB_TYPES:
+        return found
     return step_name, None
 
 
 def step_job_type(step_name: str, spec: StepSpecification) -> str | None:
-    """A step's job type: ``spec.job_type`` when set, else its name's job-type suffix."""
+    """A step's job type on its own: ``spec.job_type`` when set, else a well-known
+    job-type suffix of its name. Within a context use :func:`job_types_of`."""
     if spec.job_type:
-        return "_".join(name_form(spec.job_type).tokens) or spec.job_type.lower()
+        return normalize_job_type(spec.job_type)
     return split_job_type(step_name)[1]
 
 
-def requested_job_type(dependency: DependencySpec) -> str | None:
-    """The one job type a dependency's name or keywords ask for (``training_data``), if any."""
-    return _requested_job_type(dependency.logical_name, tuple(dependency.semantic_keywords))
+def job_types_of(specs: Mapping[str, StepSpecification]) -> dict[str, str | None]:
+    """Every step's job type, with job types open to any word.
+
+    ``spec.job_type`` wins. Otherwise a name ``<base>_<suffix>`` (also ``-`` or ``.``)
+    has job type ``<suffix>`` when the suffix is a well-known job type (training,
+    calibration, validation, testing, inference), or a job type the context declares
+    (some spec's ``job_type`` or a ``variants`` key), or the base names the step's own
+    step type (cursus' ``TabularPreprocessing_evaluation``), or the suffix marks a
+    replicated branch: two steps with different bases carry it, and one of those bases
+    also carries a job type (``load_finetune``, ``prep_finetune`` beside
+    ``load_training``). So ``model_evaluation`` alone is a step name, not an evaluation
+    step, and ``data_loading`` beside ``model_loading`` are two loaders. Depends only on
+    the set of specs, never on their order.
+    """
+    declared: set[str] = set(JOB_TYPES)
+    bases_by_suffix: dict[str, set[str]] = {}
+    suffixes_by_base: dict[str, set[str]] = {}
+    for step, spec in specs.items():
+        if spec.job_type:
+            declared.add(normalize_job_type(spec.job_type))
+        declared.update(normalize_job_type(job) for job in spec.variants)
+        found = _split_suffix(step)
+        if found is not None:
+            base = source_key(found[0])
+            bases_by_suffix.setdefault(found[1], set()).add(base)
+            suffixes_by_base.setdefault(base, set()).add(found[1])
+    branches = {
+        suffix
+        for suffix, bases in bases_by_suffix.items()
+        if len(bases) > 1 and any(suffixes_by_base[base] & declared - {suffix} for base in bases)
+    }
+    declared |= branches
+    jobs: dict[str, str | None] = {}
+    for step, spec in specs.items():
+        if spec.job_type:
+            jobs[step] = normalize_job_type(spec.job_type)
+            continue
+        found = _split_suffix(step)
+        job: str | None = None
+        if found is not None:
+            base, suffix = found
+            if suffix in declared or source_key(base) in (
+                source_key(spec.step_type),
+                source_key(strip_job_suffix(spec.step_type, suffix)),
+            ):
+                job = suffix
+        jobs[step] = job
+    return jobs
+
+
+def strip_job_suffix(name: str, job: str | None = None) -> str:
+    """``name`` without a job-type suffix: a well-known one, or ``job``.
+
+    ``TabularPreprocessing_Training``, ``TabularPreprocessing-Training`` and
+    ``TabularPreprocessing_training`` all give ``TabularPreprocessing``.
+    """
+    found = _split_suffix(name)
+    if found is not None and (found[1] in JOB_TYPES or (job is not None and found[1] == job)):
+        return found[0]
+    return name
+
+
+def provider_source_keys(step_name: str, spec: StepSpecification, job: str | None) -> set[str]:
+    """What a provider answers to in ``compatible_sources``: its step type and its step
+    name, each also without a job-type suffix."""
+    return {
+        source_key(spec.step_type),
+        source_key(strip_job_suffix(spec.step_type, job)),
+        source_key(strip_job_suffix(step_name, job)),
+    }
+
+
+def requested_job_type(
+    dependency: DependencySpec, known: frozenset[str] | set[str] = JOB_TYPES
+) -> str | None:
+    """The one job type a dependency's *name* asks for (``training_data``), if any.
+
+    Keywords never ask: a keyword naming a job type (``inference``) is evidence in the
+    score like any other, not a rule that demotes every provider of another job type.
+    """
+    return _requested(dependency.logical_name, frozenset(known))
 
 
 @lru_cache(maxsize=1 << 14)
-def _requested_job_type(logical_name: str, keywords: tuple[str, ...]) -> str | None:
-    words: set[str] = set(name_form(logical_name).tokens)
-    for keyword in keywords:
-        words.update(name_form(keyword).tokens)
-    asked = words & JOB_TYPES
+def _requested(logical_name: str, known: frozenset[str]) -> str | None:
+    asked = set(name_form(logical_name).tokens) & known
     return next(iter(asked)) if len(asked) == 1 else None
 
 
@@ -410,12 +502,16 @@ def combine(evidence: Evidence, source_matched: bool) -> float:
 
 
 def source_matches(
-    dependency: DependencySpec, provider_step: str, provider_spec: StepSpecification
+    dependency: DependencySpec,
+    provider_step: str,
+    provider_spec: StepSpecification,
+    provider_job: str | None = None,
 ) -> str | None:
-    """The compatible_sources entry naming this provider, if any."""
+    """The compatible_sources entry naming this provider (its step type or step name,
+    with or without a job-type suffix), if any."""
     if not dependency.compatible_sources:
         return None
-    wanted = {source_key(provider_spec.step_type), source_key(split_job_type(provider_step)[0])}
+    wanted = provider_source_keys(provider_step, provider_spec, provider_job)
     for source in dependency.compatible_sources:
         if source_key(source) in wanted:
             return source
@@ -451,8 +547,12 @@ def score_candidate(
     *,
     provider_step: str,
     provider_spec: StepSpecification,
+    provider_job: str | None = None,
 ) -> Score | None:
     """Score ``output`` of ``provider_step`` as a source for ``dependency``.
+
+    ``provider_job`` is the provider's job type in its context (:func:`job_types_of`),
+    used to strip a job-type suffix from its step type; by default, its own.
 
     None when the type or data type is incompatible (a filter, not a low score).
     The resolver computes the same totals from cached forms; this builds the reasons.
@@ -464,7 +564,9 @@ def score_candidate(
     dep_form, out_form = form_of_dependency(dependency), form_of_output(output)
     exact = dependency.dependency_type == output.output_type
     ev = evidence(dep_form, out_form, exact)
-    source = source_matches(dependency, provider_step, provider_spec)
+    if provider_job is None:
+        provider_job = step_job_type(provider_step, provider_spec)
+    source = source_matches(dependency, provider_step, provider_spec, provider_job)
     total = combine(ev, source is not None)
     components = {
         "type": ev.type,
@@ -521,10 +623,13 @@ __all__ = [
     "evidence",
     "form_of_dependency",
     "form_of_output",
+    "job_types_of",
     "name_form",
     "name_similarity",
+    "normalize_job_type",
     "normalize_name",
     "output_form",
+    "provider_source_keys",
     "requested_job_type",
     "score_candidate",
     "score_total",
@@ -532,6 +637,7 @@ __all__ = [
     "source_matches",
     "split_job_type",
     "step_job_type",
+    "strip_job_suffix",
     "types_compatible",
     "unexplained",
 ]

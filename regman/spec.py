@@ -8,11 +8,21 @@ reachable from here (``regman.spec.load_spec_file``) for convenience.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from regman.errors import SpecError
 
@@ -120,7 +130,13 @@ def _keyed_by_logical_name(value: Any, kind: str) -> Any:
 
 
 class StepSpecification(_Model):
-    """What one pipeline step needs (dependencies) and produces (outputs)."""
+    """What one pipeline step needs (dependencies) and produces (outputs).
+
+    ``variants`` maps a job type to a partial spec document (``{"spec": {"dependencies":
+    ..., "outputs": ...}}``, cursus' top-level ``variants:`` section) that a step of that
+    job type uses over this base: see :meth:`for_job_type`. The spec as stored keeps
+    its variants; only the effective spec has them applied.
+    """
 
     step_type: str = Field(min_length=1)
     node_type: NodeType
@@ -129,6 +145,19 @@ class StepSpecification(_Model):
     description: str = ""
     job_type: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # job type -> (the fields it was built from, the effective spec); see for_job_type
+    _effective: dict[str, tuple[tuple[Any, ...], StepSpecification]] = PrivateAttr(
+        default_factory=dict
+    )
+
+    def __eq__(self, other: object) -> bool:
+        # the fields only: the cache of effective specs is no part of a spec's value
+        if not isinstance(other, StepSpecification):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like any pydantic model
 
     @field_validator("dependencies", mode="before")
     @classmethod
@@ -148,10 +177,57 @@ class StepSpecification(_Model):
                     raise ValueError(
                         f"{kind} key '{key}' differs from its logical_name '{item.logical_name}'"
                     )
-        rule = node_type_violation(self.node_type, len(self.dependencies), len(self.outputs))
+        rule = node_type_violation(
+            self.node_type,
+            len(self.dependencies),
+            len(self.outputs),
+            sum(1 for d in self.dependencies.values() if d.required),
+        )
         if rule:
             raise ValueError(rule)
+        for job_type, variant in self.variants.items():
+            problem = variant_problem(variant)
+            if problem is None:
+                try:
+                    self.for_job_type(job_type)
+                except SpecError as e:
+                    problem = e.problem if e.field is None else f"{e.field}: {e.problem}"
+            if problem is not None:
+                raise ValueError(f"variant '{job_type}': {problem}")
         return self
+
+    # -- job-type variants ----------------------------------------------------------------
+    def variant_for(self, job_type: str | None) -> str | None:
+        """The key of the variant a step of ``job_type`` uses (case, separators and
+        abbreviations ignored: ``Training`` and ``train`` find ``training``), if any."""
+        if job_type is None or not self.variants:
+            return None
+        wanted = normalize_job_type(job_type)
+        for key in sorted(self.variants):
+            if normalize_job_type(key) == wanted:
+                return key
+        return None
+
+    def for_job_type(self, job_type: str | None) -> StepSpecification:
+        """The effective spec of a step of ``job_type``: this base with the matching
+        variant deep-merged over it (mappings merge, so ports a variant omits keep the
+        base and a port restates only the fields it changes; lists and other values are
+        replaced). Without a matching variant, the spec itself. The result has no
+        variants; it is cached, so call it freely."""
+        key = self.variant_for(job_type)
+        if key is None:
+            return self
+        # cached with the very field objects it was built from, so that a copy with other
+        # fields (model_copy(update=...)) or an assignment never sees a stale one
+        sources = tuple(self.__dict__.values())
+        found = self._effective.get(key)
+        if (
+            found is None
+            or len(found[0]) != len(sources)
+            or any(a is not b for a, b in zip(found[0], sources, strict=True))
+        ):
+            found = self._effective[key] = (sources, apply_variant(self, self.variants[key], key))
+        return found[1]
 
     # -- convenience accessors (the cursus API) ---------------------------------
     def get_dependency(self, logical_name: str) -> DependencySpec | None:
@@ -198,6 +274,8 @@ class StepSpecification(_Model):
         }
         for key, value in self.metadata.items():
             doc.setdefault(key, value)
+        if self.variants:
+            doc["variants"] = {job: _plain(v) for job, v in self.variants.items()}
         return doc
 
     def to_yaml(self) -> str:
@@ -218,11 +296,39 @@ class StepSpecification(_Model):
         return load_spec_file(path)
 
 
-def node_type_violation(node_type: NodeType, n_dependencies: int, n_outputs: int) -> str | None:
-    """The node-type rule a spec with these counts breaks, if any."""
+_WORD_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
+_JOB_ABBREVIATIONS = {
+    "train": "training",
+    "calib": "calibration",
+    "test": "testing",
+    "eval": "evaluation",
+    "val": "validation",
+    "infer": "inference",
+}
+
+
+@lru_cache(maxsize=1 << 12)
+def normalize_job_type(job_type: str) -> str:
+    """How job types compare: ``"Training"``, ``"train"`` -> ``"training"``;
+    ``"FineTune"``, ``"fine_tune"`` -> ``"finetune"`` (one word: a name suffix cannot
+    hold a separator)."""
+    words = [w.lower() for w in _WORD_RE.findall(job_type)]
+    return "".join(_JOB_ABBREVIATIONS.get(w, w) for w in words) or job_type.lower()
+
+
+def node_type_violation(
+    node_type: NodeType, n_dependencies: int, n_outputs: int, n_required: int | None = None
+) -> str | None:
+    """The node-type rule a spec with these counts breaks, if any.
+
+    A source may have optional dependencies (cursus accepts such specs, and real ones
+    exist: a loader that can also take a previous run's output); never a required one.
+    ``n_required`` defaults to every dependency being required.
+    """
     has_deps, has_outs = n_dependencies > 0, n_outputs > 0
-    if node_type is NodeType.SOURCE and (has_deps or not has_outs):
-        return "a source step has no dependencies and at least one output"
+    required = n_dependencies if n_required is None else n_required
+    if node_type is NodeType.SOURCE and (required > 0 or not has_outs):
+        return "a source step has no required dependencies and at least one output"
     if node_type is NodeType.INTERNAL and not (has_deps and has_outs):
         return "an internal step has at least one dependency and at least one output"
     if node_type is NodeType.SINK and (not has_deps or has_outs):
@@ -230,6 +336,99 @@ def node_type_violation(node_type: NodeType, n_dependencies: int, n_outputs: int
     if node_type is NodeType.SINGULAR and (has_deps or has_outs):
         return "a singular step has no dependencies and no outputs"
     return None
+
+
+#: what a variant may restate: the ports (native or flat layout) and the free text
+VARIANT_KEYS = ("spec", "dependencies", "outputs", "description", "node_type")
+_PORT_KEYS = {
+    "dependencies": {"dependency_type": "type"},
+    "outputs": {"output_type": "type"},
+}
+
+
+def variant_problem(variant: Any) -> str | None:
+    """What is wrong with a variant's shape, if anything (its content is checked by
+    building the effective spec)."""
+    if not isinstance(variant, Mapping):
+        return f"a variant is a mapping like a spec document, not {kind_of(variant)}"
+    for key in variant:
+        if key not in VARIANT_KEYS:
+            return f"unknown key '{key}' (a variant may hold: {', '.join(VARIANT_KEYS)})"
+    section = variant.get("spec", {})
+    if not isinstance(section, Mapping):
+        return f"'spec' must be a mapping, not {kind_of(section)}"
+    for key in section:
+        if key not in ("dependencies", "outputs", "description", "node_type"):
+            return f"unknown key 'spec.{key}' (a variant restates dependencies and outputs)"
+    return None
+
+
+def canonical_variant(variant: Mapping[str, Any]) -> dict[str, Any]:
+    """A variant in the layout :meth:`StepSpecification.to_document` writes, so that it
+    merges key by key: ports under ``spec`` keyed by logical name, ``type`` for
+    ``dependency_type``/``output_type``."""
+    section: dict[str, Any] = {}
+    head: dict[str, Any] = {}
+    for key, value in variant.items():
+        if key == "spec":
+            section.update(value)
+        elif key in _PORT_KEYS:
+            section[key] = value
+        else:
+            head[key] = value
+    for key in ("description", "node_type"):
+        if key in section:
+            head[key] = section.pop(key)
+    for kind, renames in _PORT_KEYS.items():
+        ports = section.get(kind)
+        if isinstance(ports, list):
+            ports = {
+                p.get("logical_name"): {k: v for k, v in p.items() if k != "logical_name"}
+                for p in ports
+                if isinstance(p, Mapping)
+            }
+        if isinstance(ports, Mapping):
+            section[kind] = {
+                name: {renames.get(k, k): v for k, v in port.items()}
+                if isinstance(port, Mapping)
+                else port
+                for name, port in ports.items()
+            }
+    if section:
+        head["spec"] = section
+    return head
+
+
+def apply_variant(
+    base: StepSpecification, variant: Mapping[str, Any], job_type: str
+) -> StepSpecification:
+    """``base`` (its variants ignored) with ``variant`` deep-merged over it, validated as a
+    spec of its own; a SpecError names the merged field that is wrong."""
+    from regman.specfile import spec_from_document
+
+    document = base.to_document()
+    document.pop("variants", None)
+    merged = deep_merge(document, canonical_variant(variant))
+    return spec_from_document(merged, source=f"<{base.step_type} variant {job_type}>")
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``: mappings recursively, anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _dependency_document(dep: DependencySpec) -> dict[str, Any]:

@@ -23,8 +23,10 @@ from regman.spec import (
     OutputSpec,
     StepSpecification,
     _Model,
+    apply_variant,
     error_message,
     kind_of,
+    variant_problem,
 )
 from regman.yamlsafe import MAX_SPEC_BYTES, Locator, Path_, locator, no_location, parse_yaml
 
@@ -72,7 +74,7 @@ _OUTPUT_KEYS = {
 }
 _HEADER_KEYS = ("step_type", "node_type", "description", "job_type")
 _SPEC_SECTION_KEYS = ("dependencies", "outputs", *_HEADER_KEYS)
-_TOP_KEYS = ("spec", "dependencies", "outputs", *_HEADER_KEYS)
+_TOP_KEYS = ("spec", "dependencies", "outputs", "variants", *_HEADER_KEYS)
 
 
 def spec_file_problems(path: str | os.PathLike[str]) -> list[SpecError]:
@@ -206,13 +208,39 @@ class _DocumentReader:
             raise _StopReading  # the model's own rules would judge a partial spec
         values = {**header, "dependencies": dependencies, "outputs": outputs, "metadata": metadata}
         try:
-            return StepSpecification.model_validate(values)
+            base = StepSpecification.model_validate(values)
         except (ValidationError, SpecError) as e:
             err = _validation_detail(e)
             field = str(err["loc"][0]) if err["loc"] else "node_type"
             raise self.fail(
                 error_message(err), header_paths.get(field, header_paths["node_type"])
             ) from None
+        if "variants" not in document or document["variants"] is None:
+            return base
+        variants = self.variants(document["variants"], base)
+        return StepSpecification.model_validate({**values, "variants": variants})
+
+    def variants(self, value: Any, base: StepSpecification) -> dict[str, Any]:
+        """The ``variants:`` section, each variant checked by building its effective spec,
+        so that a problem is reported where the variant says it."""
+        if not isinstance(value, Mapping):
+            raise self.fail(
+                f"'variants' maps a job type to a partial spec, not {kind_of(value)}",
+                ("variants",),
+            )
+        for job, variant in value.items():
+            path: Path_ = ("variants", job)
+            if not isinstance(job, str) or not job.strip():
+                raise self.fail(f"a job type must be text, not {kind_of(job)}", path, at_key=True)
+            problem = variant_problem(variant)
+            if problem is not None:
+                raise self.fail(f"variant '{job}': {problem}", path)
+            try:
+                apply_variant(base, variant, job)
+            except SpecError as e:
+                field = tuple(e.field.split(".")) if e.field else ()
+                raise self.fail(f"variant '{job}': {e.problem}", (*path, *field)) from None
+        return {job: dict(variant) for job, variant in value.items()}
 
     def unknown_key(
         self, key: Any, path: Path_, known: tuple[str, ...] | Mapping[str, str]

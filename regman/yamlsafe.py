@@ -89,6 +89,26 @@ def _refuse_set(loader: Any, node: Any) -> Any:
     )
 
 
+MAX_NUMBER_CHARS = 100  # no spec needs a longer number; Python refuses > 4300 digits
+
+
+def _bounded_number(loader: Any, node: Any) -> Any:
+    # A scalar of thousands of digits (or sexagesimal groups, 1:59:59:...) would make
+    # Python raise ValueError or OverflowError (or build a huge number), not a SpecError.
+    if len(str(node.value)) > MAX_NUMBER_CHARS:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"a number of {len(str(node.value))} characters (at most {MAX_NUMBER_CHARS})",
+            node.start_mark,
+        )
+    if node.tag.endswith(":int"):
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    return yaml.constructor.SafeConstructor.construct_yaml_float(loader, node)
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _bounded_number)
+_SpecLoader.add_constructor("tag:yaml.org,2002:float", _bounded_number)
 _SpecLoader.add_constructor("tag:yaml.org,2002:binary", _refuse_binary)
 _SpecLoader.add_constructor("tag:yaml.org,2002:set", _refuse_set)
 

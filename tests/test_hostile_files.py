@@ -1,4 +1,6 @@
-"""Hostile spec files: every one is a SpecError at the right place, never a crash.
+"""Hostile files: spec files and the store's own files; a clear error, never a crash.
+
+Part 1, spec files: every one is a SpecError at the right place, never a crash.
 
 The malformed corpus lives in tests/corpus/malformed/ with the expected location of
 each error in its manifest.yaml (regenerate both with
@@ -7,6 +9,14 @@ cap, 30,000 levels of nesting) are generated here. Deep nesting and alias bombs
 also run in a child interpreter, with libyaml and with the pure-Python parser, so
 a segmentation fault would show as the child's exit status instead of killing
 pytest. Tests assert on location and type, never on wording.
+
+Part 2, the store's own files (every attack of issue 9's "Why"): names read from a
+store file that point outside it, symbolic links in place of folders and files,
+FIFOs and devices, deep JSON, markers with a null version, a world-writable store,
+URL schemes regman has no backend for. Each case runs the commands through the
+CLI (in-process, or as a child with a timeout where a hang is the risk) and
+asserts: a documented exit code (never 70), no traceback, and a sentinel folder
+outside the store byte-for-byte unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +24,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +36,15 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 import regman
+from regman.cli import app
 from regman.errors import SpecError
 from regman.spec import StepSpecification
 from regman.specfile import load_spec_file, load_spec_text
 from regman.yamlsafe import MAX_SPEC_BYTES, _nesting_bound
+from tests.conftest import EXAMPLES, snapshot
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 MALFORMED = CORPUS / "malformed"
@@ -318,3 +334,598 @@ _trees = st.recursive(
 def test_the_cheap_nesting_bound_never_underestimates(tree: Any, flow: Any, indent: int) -> None:
     text = yaml.safe_dump(tree, default_flow_style=flow, indent=indent)
     assert _nesting_bound(text) >= _depth(tree)
+
+
+def test_integers_of_thousands_of_digits_are_refused_with_their_location(tmp_path: Path) -> None:
+    cases = {
+        "digits": "9" * 5000,
+        "negative": "-" + "1" * 5000,
+        "hex": "0x" + "f" * 5000,
+        "sexagesimal": "1" + ":59" * 3000,
+        "sexagesimal_float": "1" + ":59" * 3000 + ".5",
+    }
+    for name, value in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"{HEAD}description: x\nextra_number: {value}\n")
+        with pytest.raises(SpecError) as caught:
+            load_spec_file(path)
+        assert (caught.value.line, caught.value.column) == (4, 15), (name, str(caught.value))
+    # short ones still load (YAML 1.1 sexagesimal included)
+    path = tmp_path / "fine.yaml"
+    path.write_text(f"{HEAD}extra_a: 1:30:00\nextra_b: {'9' * 90}\nextra_c: 1.5\n")
+    load_spec_file(path)
+
+
+# =========================================================================================
+# Part 2: the store's own files
+# =========================================================================================
+
+TRAINING = EXAMPLES / "training_pipeline"
+LOAD = TRAINING / "data_loading_training.step.yaml"
+TRAIN = TRAINING / "training.step.yaml"
+SECRET = "the-secret-outside-the-store"
+posix_only = pytest.mark.skipif(os.name != "posix", reason="symlinks, FIFOs, modes: POSIX")
+EXIT_INTERNAL = 70
+
+
+class Cli:
+    """The CLI in-process on one store; every run checked for a documented exit."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, codes: tuple[int, ...] = (0,), input: str | None = None) -> Any:
+        result = self.runner.invoke(app, ["--store", str(self.store), *args], input=input)
+        text = f"{args}: exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+        assert result.exit_code != EXIT_INTERNAL, text
+        assert "Traceback" not in result.stderr, text
+        assert result.exit_code in codes, text
+        if result.exit_code != 0 and args[0] != "doctor":
+            assert result.stderr.startswith("error: ") or "warning" in result.stderr, text
+        return result
+
+
+def run_child_cli(store: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    """The CLI in a child process: a hang is a timeout here, not a stuck test run."""
+    env = {**os.environ, "REGMAN_HOME": str(store), "REGMAN_LOCK_TIMEOUT": "5"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE.parent), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "regman", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def in_process(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = CliRunner().invoke(app, ["--store", str(store), *args])
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Iterator[Path]:
+    """A sentinel folder next to the store: no attack may read, write or delete in it."""
+    folder = tmp_path / "outside"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "keep.txt").write_text("must survive\n")
+    (folder / "sub" / "spec.yaml").write_text(f"step_type: {SECRET}\nnode_type: singular\n")
+    before = snapshot(folder)
+    yield folder
+    after = {
+        k: v
+        for k, v in snapshot(folder).items()
+        if os.path.normpath(k).split(os.sep)[0] not in COPIES
+    }
+    assert after == before, "something outside the store was changed"
+    # nothing new appeared next to the store either (e.g. a link target created)
+    assert {p.name for p in tmp_path.iterdir()} <= EXPECTED_SIBLINGS
+
+
+COPIES = {"copy", "trash-copy"}  # copies of store folders a test links to: it checks them
+
+
+EXPECTED_SIBLINGS = {"store", "regman-home", "xdg-data", "other", "outside", "cwd"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """ctx: load and train (revisions 1, 2); gone: cleared (in the trash)."""
+    root = tmp_path / "store"
+    cli = Cli(root)
+    cli("register", "ctx", "load", str(LOAD))
+    cli("register", "ctx", "train", str(TRAIN))
+    cli("register", "gone", "load", str(LOAD))
+    cli("clear", "gone", "--yes")
+    os.chmod(root, 0o755)
+    return root
+
+
+ALL_COMMANDS: list[tuple[str, ...]] = [
+    ("contexts", "list", "--json"),
+    ("stats", "--json"),
+    ("info", "--json"),
+    ("contexts", "show", "ctx", "--json"),
+    ("show", "ctx", "load"),
+    ("history", "ctx", "--json"),
+    ("register", "ctx", "extra", str(LOAD)),
+    ("remove", "ctx", "train"),
+    ("restore", "ctx", "train"),
+    ("rollback", "ctx", "--to", "1", "--yes"),
+    ("clear", "ctx", "--yes"),
+    ("restore", "ctx"),
+    ("trash", "list", "--json"),
+    ("restore", "gone"),
+    ("trash", "empty", "--yes"),
+    ("clear", "ctx", "--purge", "--yes"),
+    ("register", "ctx", "load", str(LOAD)),
+    ("doctor",),
+    ("doctor", "--repair"),
+    ("doctor",),
+]
+
+
+def every_command(cli: Cli, codes: tuple[int, ...] = (0, 1, 3)) -> dict[tuple[str, ...], int]:
+    """Run every command a user has; each must end with a documented exit code."""
+    return {args: cli(*args, codes=codes).exit_code for args in ALL_COMMANDS}
+
+
+def write_stats_cache(root: Path) -> Path:
+    """Have the stats cache written now (readers only write it after many fresh reads)."""
+    from regman.store import FileStore
+    from regman.store.core import iter_heads
+
+    st = FileStore(root)
+    entries = {}
+    for name, head in iter_heads(st):
+        assert head is not None
+        entries[name] = [list(st.backend.head_token(name)), head.cleared, head.stats()]
+    st._write_stats_cache(entries)
+    path = root / "cache" / "stats.json"
+    assert path.is_file()
+    return path
+
+
+def head_doc(store: Path, context: str = "ctx") -> dict[str, Any]:
+    return json.loads((store / "contexts" / context / "head.json").read_text())
+
+
+def write_head(store: Path, doc: dict[str, Any], context: str = "ctx") -> None:
+    (store / "contexts" / context / "head.json").write_text(json.dumps(doc))
+
+
+# -- names read from store files --------------------------------------------------------
+def test_a_head_naming_its_context_outside_is_damage_not_a_path(store: Path, outside: Path) -> None:
+    doc = head_doc(store)
+    doc["context"] = "../../outside"
+    write_head(store, doc)
+    cli = Cli(store)
+    result = cli("register", "ctx", "extra", str(LOAD), codes=(3,))
+    assert "damaged" in result.stderr
+    cli("show", "ctx", "load", codes=(3,))
+    cli("clear", "ctx", "--purge", "--yes", codes=(3,))
+    assert cli("doctor", codes=(1,)).exit_code == 1
+    cli("doctor", "--repair")  # rebuilt from its records
+    cli("doctor")
+    assert cli("show", "ctx", "load").stdout
+    every_command(cli)
+
+
+@pytest.mark.parametrize("where", ["steps", "removed", "changes", "record"])
+def test_a_step_named_outside_in_a_store_file_is_damage(
+    store: Path, outside: Path, where: str
+) -> None:
+    evil = "../../outside/sub"
+    cli = Cli(store)
+    cli("remove", "ctx", "train")  # revision 3: train is restorable
+    doc = head_doc(store)
+    if where == "steps":
+        doc["steps"][evil] = doc["steps"].pop("load")
+    elif where == "removed":
+        doc["removed"][evil] = doc["removed"].pop("train")
+    elif where == "changes":
+        doc["last"]["changes"][evil] = doc["last"]["changes"].pop("train")
+    if where == "record":
+        path = store / "contexts" / "ctx" / "revisions" / "1.json"
+        record = json.loads(path.read_text())
+        record["changes"][evil] = record["changes"].pop("load")
+        path.write_text(json.dumps(record))
+        cli("history", "ctx", codes=(3,))
+        cli("rollback", "ctx", "--to", "1", "--yes", codes=(3,))
+        cli("doctor", codes=(1,))
+    else:
+        write_head(store, doc)
+        for args in [
+            ("register", "ctx", "extra", str(LOAD)),
+            ("remove", "ctx", "load", "--purge", "--yes"),
+            ("restore", "ctx", "train"),
+            ("clear", "ctx", "--purge", "--yes"),
+            ("trash", "empty", "--yes"),
+            ("show", "ctx", "load"),
+        ]:
+            cli(*args, codes=(3,))
+        cli("doctor", codes=(1,))
+        cli("doctor", "--repair")  # the head is rebuilt from the intact records
+        cli("doctor")
+        assert (
+            sorted(json.loads(cli("contexts", "show", "ctx", "--json").stdout)["steps"]) == ["load"]
+            or "load" in cli("contexts", "show", "ctx").stdout
+        )
+    every_command(cli)
+
+
+def test_a_context_folder_with_an_invalid_name_is_ignored(store: Path, outside: Path) -> None:
+    (store / "contexts" / "Bad Name").mkdir()
+    (store / "contexts" / "Bad Name" / "head.json").write_text("{}")
+    cli = Cli(store)
+    assert json.loads(cli("contexts", "list", "--json").stdout)[0]["name"] == "ctx"
+    report = json.loads(cli("doctor", "--json", codes=(1,)).stdout)
+    assert any("not a valid context name" in item["problem"] for item in report["items"])
+    every_command(cli, codes=(0, 1, 3))
+
+
+# -- symbolic links -----------------------------------------------------------------------
+def replace_with_link(path: Path, target: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    path.symlink_to(target)
+
+
+@posix_only
+@pytest.mark.parametrize(
+    "link",
+    [
+        "contexts/ctx",
+        "contexts/ctx/specs",
+        "contexts/ctx/specs/load",
+        "contexts/ctx/revisions",
+        "contexts",
+        "cache",
+        "locks",
+    ],
+)
+def test_a_symlinked_folder_is_never_followed(store: Path, outside: Path, link: str) -> None:
+    # The link points at a copy of the real folder outside: a store that followed it
+    # would see a valid store there and read, write or purge it.
+    cli = Cli(store)
+    write_stats_cache(store)
+    real = store / link
+    copy = outside / "copy"
+    shutil.copytree(real, copy, symlinks=True)
+    replace_with_link(real, copy)
+    before = snapshot(outside)
+    if link in ("contexts", "contexts/ctx", "contexts/ctx/specs", "contexts/ctx/specs/load"):
+        result = cli("show", "ctx", "load", codes=(1, 3))  # never read through the link
+        assert "load" not in result.stdout
+    every_command(cli)
+    assert snapshot(outside) == before
+    shutil.rmtree(copy)
+    # the outside fixture checks the rest
+
+
+@posix_only
+def test_a_symlinked_spec_file_is_not_shown(store: Path, outside: Path) -> None:
+    specs = store / "contexts" / "ctx" / "specs" / "load"
+    (spec,) = specs.iterdir()
+    replace_with_link(spec, outside / "sub" / "spec.yaml")
+    cli = Cli(store)
+    result = cli("show", "ctx", "load", codes=(3,))
+    assert SECRET not in result.stdout + result.stderr
+    assert "link" in result.stderr
+    result = cli("export", "ctx", str(store.parent / "other"), codes=(3,))
+    assert (
+        not list((store.parent / "other").glob("*")) if (store.parent / "other").exists() else True
+    )
+    cli("doctor", codes=(1,))
+    every_command(cli)
+
+
+@posix_only
+@pytest.mark.parametrize("what", ["head", "temp", "spec-object", "marker", "lock", "cache"])
+def test_a_dangling_symlink_never_creates_its_target(
+    store: Path, outside: Path, tmp_path: Path, what: str
+) -> None:
+    target = outside / "created-by-regman"
+    ctx = store / "contexts" / "ctx"
+    cli = Cli(store)
+    write_stats_cache(store)
+    if what == "head":
+        replace_with_link(ctx / "head.json", target)
+    elif what == "temp":
+        (ctx / "specs" / "load" / ".tmp-999-1-1").symlink_to(target)
+    elif what == "spec-object":
+        # the object the next register of this text would create (put-if-absent)
+        from regman.specfile import load_spec_file as load
+        from regman.store.core import spec_hash, stored_text
+
+        digest = spec_hash(stored_text(load(TRAIN), "load"))
+        (ctx / "specs" / "load" / f"{digest}.yaml").symlink_to(target)
+    elif what == "marker":
+        replace_with_link(store / "regman-store.json", target)
+    elif what == "lock":
+        replace_with_link(store / "locks" / "ctx.lock", target)
+    elif what == "cache":
+        replace_with_link(store / "cache" / "stats.json", target)
+    every_command(cli)
+    cli("register", "ctx", "load", str(TRAIN), codes=(0, 1, 3))
+    cli("doctor", "--repair", codes=(0, 1, 3))
+    assert not target.exists() and not target.is_symlink()
+
+
+# -- FIFOs, devices, huge files -------------------------------------------------------------
+def fifo_or_device_cases() -> list[str]:
+    return ["head", "spec", "marker", "cache", "record", "lock"]
+
+
+def special_path(store: Path, what: str) -> Path:
+    ctx = store / "contexts" / "ctx"
+    return {
+        "head": ctx / "head.json",
+        "spec": next((ctx / "specs" / "load").iterdir()),
+        "marker": store / "regman-store.json",
+        "cache": store / "cache" / "stats.json",
+        "record": ctx / "revisions" / "1.json",
+        "lock": store / "locks" / "ctx.lock",
+    }[what]
+
+
+@posix_only
+@pytest.mark.parametrize("what", fifo_or_device_cases())
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "sparse-huge"])
+def test_fifos_devices_and_huge_files_never_hang_nor_stream(
+    store: Path, outside: Path, what: str, kind: str
+) -> None:
+    write_stats_cache(store)
+    path = special_path(store, what)
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        with open(path, "wb") as f:  # a sparse 128 MiB file: over every cap, cheap on disk
+            f.truncate(128 * 1024 * 1024)
+    if what == "lock" and kind == "sparse-huge":
+        pytest.skip("a lock file's size does not matter")
+    commands = {
+        "head": [("stats", "--json"), ("show", "ctx", "load"), ("register", "ctx", "x", str(LOAD))],
+        "spec": [("show", "ctx", "load"), ("export", "ctx", str(store.parent / "other"))],
+        "marker": [("contexts", "list"), ("register", "ctx", "x", str(LOAD))],
+        "cache": [("stats", "--json"), ("contexts", "list", "--json")],
+        "record": [("history", "ctx"), ("rollback", "ctx", "--to", "1", "--yes")],
+        "lock": [("register", "ctx", "x", str(LOAD))],
+    }[what]
+    for args in [*commands, ("doctor",)]:
+        began = time.monotonic()
+        # a FIFO risks a hang: a child with a timeout; a link to a device or a huge
+        # file is refused before reading: in-process
+        runner = run_child_cli if kind == "fifo" else in_process
+        result = runner(store, *args)
+        assert time.monotonic() - began < 25
+        assert result.returncode in (0, 1, 3), (args, result.returncode, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        strict = not (what == "record" and args[0] == "rollback") or result.returncode
+        if what != "cache" and args[0] != "doctor" and strict:
+            assert result.returncode == 3, (args, result.stderr)
+    if what == "cache":  # derived: ignored and rebuilt
+        result = in_process(store, "stats", "--json")
+        assert result.returncode == 0 and "ctx" in json.loads(result.stdout)
+
+
+# -- deep JSON, null versions, lying caches ------------------------------------------------
+DEEP_JSON = "[" * 1000 + "]" * 1000  # 2 KB, far deeper than the JSON parser's recursion limit
+
+
+@pytest.mark.parametrize("what", ["marker", "head", "cache", "record"])
+@pytest.mark.parametrize("shape", ["bare", "in-object"])
+def test_deeply_nested_json_is_a_clear_error_or_a_repair(
+    store: Path, outside: Path, what: str, shape: str
+) -> None:
+    cli = Cli(store)
+    write_stats_cache(store)
+    path = special_path(store, what)
+    text = DEEP_JSON if shape == "bare" else '{"format_version": 2, "contexts": ' + DEEP_JSON + "}"
+    if shape == "in-object" and what == "head":
+        text = json.dumps(head_doc(store))[:-1] + ', "steps": ' + DEEP_JSON + "}"
+    path.write_text(text)
+    assert len(text) >= 2000
+    if what == "marker":
+        cli("contexts", "list", codes=(3,))
+        cli("register", "ctx", "x", str(LOAD), codes=(3,))
+        cli("doctor", codes=(1,))
+        cli("doctor", "--repair")
+    elif what == "head":
+        cli("stats", codes=(3,))
+        cli("show", "ctx", "load", codes=(3,))
+        cli("register", "ctx", "x", str(LOAD), codes=(3,))
+        cli("doctor", codes=(1,))
+        cli("doctor", "--repair")
+    elif what == "cache":
+        assert "ctx" in json.loads(cli("stats", "--json").stdout)
+        assert json.loads(cli("info", "--json").stdout)["contexts"] == 1
+    else:
+        cli("history", "ctx", codes=(3,))
+        cli("doctor", codes=(1,))
+    if what != "record":
+        cli("doctor")
+        assert cli("show", "ctx", "load").stdout
+    every_command(cli)
+
+
+def test_a_stats_cache_that_lies_is_not_believed_blindly(store: Path, outside: Path) -> None:
+    """A cache entry with the right token but garbage values: no crash in any reader."""
+    cli = Cli(store)
+    cache = write_stats_cache(store)
+    doc = json.loads(cache.read_text())
+    assert doc["contexts"]["ctx"][2]["step_count"] == 2
+    for garbage in ({}, {"step_count": "many", "revision": None}, {"revision": [1]}):
+        doc["contexts"]["ctx"][2] = garbage
+        cache.write_text(json.dumps(doc))
+        for args in [("stats",), ("contexts", "list"), ("info",), ("trash", "list")]:
+            cli(*args)
+        # the entry is not believed: the numbers come from the head
+        assert json.loads(cli("stats", "--json").stdout)["ctx"]["step_count"] == 2
+        listed = json.loads(cli("contexts", "list", "--json").stdout)
+        assert [(c["name"], c["revision"]) for c in listed] == [("ctx", 2)]
+
+
+def test_a_marker_with_a_null_version_is_damage_not_an_old_store(store: Path) -> None:
+    (store / "regman-store.json").write_text('{"format_version": null}')
+    cli = Cli(store)
+    for args in [("contexts", "list"), ("register", "ctx", "x", str(LOAD)), ("info",)]:
+        result = cli(*args, codes=(3,))
+        assert "upgrade regman" not in result.stderr
+        assert "damaged" in result.stderr
+    cli("doctor", "--repair")
+    cli("doctor")
+    assert json.loads(cli("contexts", "list", "--json").stdout)[0]["name"] == "ctx"
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "true", '"2"', "2.0", "1e400", "9" * 5000])
+def test_every_other_bad_marker_version_is_damage(store: Path, version: str) -> None:
+    (store / "regman-store.json").write_text('{"format_version": ' + version + "}")
+    result = Cli(store)("contexts", "list", codes=(3,))
+    assert "upgrade regman" not in result.stderr
+
+
+# -- a format-1 store under attack (the upgrade reads old files) -----------------------------
+FORMAT1 = CORPUS / "format1-store"
+
+
+@posix_only
+def test_format1_trash_symlinked_outside_is_never_followed(tmp_path: Path, outside: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(FORMAT1, root)
+    copy = outside / "trash-copy"
+    shutil.copytree(root / "trash", copy)
+    replace_with_link(root / "trash", copy)
+    before = snapshot(outside)
+    cli = Cli(root)
+    cli("register", "production", "extra", str(LOAD), codes=(0, 3))
+    cli("trash", "empty", "--yes", codes=(0, 1, 3))
+    cli("doctor", "--repair", codes=(0, 1, 3))
+    assert snapshot(outside) == before
+    shutil.rmtree(copy)
+
+
+@posix_only
+def test_format1_dangling_changing_mark_never_creates_its_target(
+    tmp_path: Path, outside: Path
+) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(FORMAT1, root)
+    target = outside / "created-by-regman"
+    (root / "contexts" / "production" / ".changing").symlink_to(target)
+    cli = Cli(root)
+    cli("register", "production", "extra", str(LOAD))
+    cli("doctor")
+    assert not target.exists()
+    assert "extra" in json.loads(cli("contexts", "show", "production", "--json").stdout)["steps"]
+
+
+@posix_only
+def test_format1_index_naming_outside_is_never_used(tmp_path: Path, outside: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(FORMAT1, root)
+    index = root / "contexts" / "production" / "context.json"
+    doc = json.loads(index.read_text())
+    doc["name"] = "../../outside"
+    index.write_text(json.dumps(doc))
+    cli = Cli(root)
+    cli("register", "production", "extra", str(LOAD))
+    cli("remove", "production", "extra")
+    cli("clear", "production", "--purge", "--yes")
+    cli("doctor")
+
+
+# -- the store folder and its location ---------------------------------------------------------
+@posix_only
+def test_a_store_folder_writable_by_others_is_warned_about(store: Path) -> None:
+    cli = Cli(store)
+    assert "writable by other" not in cli("info").stderr
+    os.chmod(store, 0o777)
+    try:
+        assert "writable by other" in cli("info").stderr
+        report = json.loads(cli("doctor", "--json", codes=(0, 1)).stdout)
+        assert any("writable by other" in i["problem"] for i in report["items"])
+        os.chmod(store, 0o1777)  # sticky, like /tmp: others cannot replace our files
+        assert "writable by other" not in cli("info").stderr
+    finally:
+        os.chmod(store, 0o755)
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/prefix", "S3://bucket", "gs://b", "http://x/y"])
+def test_an_unknown_url_scheme_is_refused_and_creates_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    from regman.errors import InvalidInputError
+    from regman.store import open_store
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(InvalidInputError):
+        open_store(url)
+    with pytest.raises(InvalidInputError):
+        regman.RegistryManager(url).list_contexts()
+    runner = CliRunner()
+    for args in (["--store", url], []):
+        env = {} if args else {"REGMAN_HOME": url}
+        for command in (["register", "ctx", "load", str(LOAD)], ["contexts", "list"]):
+            result = runner.invoke(app, [*args, *command], env=env)
+            assert result.exit_code == 2, (args, command, result.stderr)
+            assert "unknown store location" in result.stderr
+    assert list(cwd.iterdir()) == []
+    assert not any(p.name.endswith(":") for p in tmp_path.rglob("*"))
+
+
+@posix_only
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link", "damaged-and-a-record-missing"])
+def test_doctor_repair_never_deletes_a_context_whose_head_it_cannot_read(
+    store: Path, outside: Path, kind: str
+) -> None:
+    ctx = store / "contexts" / "ctx"
+    head = ctx / "head.json"
+    Cli(store)("register", "ctx", "extra", str(LOAD))  # revision 3: records 1 and 2 exist
+    if kind == "damaged-and-a-record-missing":
+        (ctx / "revisions" / "1.json").unlink()  # the head cannot be rebuilt from records
+    before = {k: v for k, v in snapshot(ctx).items() if not k.endswith("head.json")}
+    head.unlink()
+    if kind == "fifo":
+        os.mkfifo(head)
+    elif kind == "folder":
+        head.mkdir()
+    elif kind == "link":
+        head.symlink_to(outside / "keep.txt")
+    else:
+        head.write_text("{damaged")
+    cli = Cli(store)
+    report = json.loads(cli("doctor", "--repair", "--json", codes=(1,)).stdout)
+    assert any(i["path"] == "ctx: head" and not i["repaired"] for i in report["items"]), report
+    if head.is_dir() and not head.is_symlink():
+        head.rmdir()
+    else:
+        head.unlink()  # (snapshot would block on the FIFO)
+    after = snapshot(ctx)
+    lost = sorted(k for k in before if k not in after)
+    assert lost == [], f"doctor --repair deleted the history of a context: {lost}"
+
+
+def test_doctor_repair_rebuilds_a_deleted_head_from_its_records(store: Path) -> None:
+    """A context whose head.json was deleted is not a first write that did not land."""
+    ctx = store / "contexts" / "ctx"
+    cli = Cli(store)
+    cli("register", "ctx", "extra", str(LOAD))
+    cli("remove", "ctx", "extra")  # revision 4; the record of revision 3 is written
+    shown = cli("show", "ctx", "load").stdout
+    (ctx / "head.json").unlink()
+    cli("show", "ctx", "load", codes=(1,))
+    cli("doctor", codes=(1,))
+    cli("doctor", "--repair")
+    cli("doctor")
+    assert cli("show", "ctx", "load").stdout == shown
+    assert json.loads(cli("history", "ctx", "--json").stdout)[0]["revision"] >= 3

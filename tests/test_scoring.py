@@ -293,10 +293,11 @@ def test_job_type_field_wins_over_the_name() -> None:
     ("name", "keywords", "expected"),
     [
         ("training_data", [], "training"),
-        ("input_path", ["train", "data"], "training"),
         ("calibration_input", [], "calibration"),
         ("input_path", ["data"], None),
-        ("input", ["training", "calibration"], None),  # ambiguous: no preference
+        # keywords are score evidence, never a job-type request (issue 13, item 3)
+        ("input_path", ["train", "data"], None),
+        ("training_calibration_input", [], None),  # ambiguous: no preference
     ],
 )
 def test_requested_job_type(name: str, keywords: list[str], expected: str | None) -> None:

@@ -136,6 +136,23 @@ def test_node_type_rules(node_type: str, deps: int, outs: int, ok: bool) -> None
         assert info.value.field == "node_type"
 
 
+@pytest.mark.parametrize(("required", "ok"), [(False, True), (True, False)])
+def test_a_source_may_have_optional_dependencies_only(required: bool, ok: bool) -> None:
+    """cursus accepts a source whose dependencies are all optional (issue 13, item 7)."""
+    text = (
+        "step_type: Loader\nnode_type: source\nspec:\n  dependencies:\n"
+        f"    previous_run: {{type: processing_output, required: {str(required).lower()}}}\n"
+        "  outputs:\n    DATA: {type: processing_output, property_path: properties.X}\n"
+    )
+    if ok:
+        spec = load_spec_text(text, "loader.yaml")
+        assert spec.node_type is NodeType.SOURCE and list(spec.dependencies) == ["previous_run"]
+    else:
+        with pytest.raises(SpecError, match="no required dependencies") as info:
+            load_spec_text(text, "loader.yaml")
+        assert (info.value.line, info.value.field) == (2, "node_type")
+
+
 @pytest.mark.parametrize("name", ["input path", "a.b", "ü", "", "x/y"])
 def test_logical_name_rule(name: str) -> None:
     with pytest.raises(ValueError):
@@ -226,6 +243,28 @@ def specs(draw: st.DrawFn) -> Spec:
                 st.sampled_from(["registry", "compute", "contract"]),
                 st.dictionaries(names, texts | st.integers(), max_size=3),
                 max_size=3,
+            )
+        ),
+        variants=draw(
+            st.dictionaries(
+                st.sampled_from(["training", "calibration", "evaluation", "finetune"]),
+                st.fixed_dictionaries(
+                    {
+                        "spec": st.fixed_dictionaries(
+                            {
+                                "dependencies": st.fixed_dictionaries(
+                                    {
+                                        n: st.fixed_dictionaries(
+                                            {"semantic_keywords": st.lists(names, max_size=2)}
+                                        )
+                                        for n in deps[:2]
+                                    }
+                                )
+                            }
+                        )
+                    }
+                ),
+                max_size=2,
             )
         ),
     )

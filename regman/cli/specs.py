@@ -128,11 +128,20 @@ def show(
     revision: int = typer.Option(
         None, "--revision", "-r", metavar="N", min=1, help="As it was at revision N."
     ),
+    effective: bool = typer.Option(
+        False,
+        "--effective",
+        help="The spec the resolver uses: the variant of the step's job type merged over it.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Print a stored spec as YAML (its native layout, extra sections included)."""
     registry = open_registry(context, revision)
     spec = registry.require_spec(step)
+    if effective:
+        from regman import DependencyResolver
+
+        spec = DependencyResolver(registry).effective_specification(step)
     if as_json:
         print_json(spec.to_document())
     else:

@@ -51,6 +51,14 @@ class Backend(abc.ABC):
         """Delete what ``list_objects`` listed and doctor found no use for (temporary files too)."""
         return self.delete_object(key)
 
+    def stray_temporaries(self) -> list[str]:
+        """Temporary files outside the objects (the marker's, a cache's) a kill left."""
+        return []
+
+    def remove_stray_temporary(self, name: str) -> bool:
+        """Delete one of ``stray_temporaries``; True when it was there."""
+        return False
+
     @abc.abstractmethod
     def list_objects(self, prefix: str) -> list[str]:
         """Keys of the objects under ``prefix/`` (the caller validates each one it uses)."""

@@ -41,6 +41,7 @@ from regman.store.backend import MAX_CACHE_BYTES, MAX_HEAD_BYTES, MAX_RECORD_BYT
 from regman.store.records import (
     FORMAT_VERSION,
     SNAPSHOT_EVERY,
+    STAT_KEYS,
     Change,
     Entry,
     Head,
@@ -379,7 +380,7 @@ class Store:
                 return {}
             good = {}
             for name, e in contexts.items():
-                if isinstance(e, list) and len(e) == 3 and isinstance(e[2], dict):
+                if isinstance(e, list) and len(e) == 3 and _sound_stats(e[1], e[2]):
                     good[name] = e
             return good
         except (StoreError, KeyError, TypeError, json.JSONDecodeError):
@@ -1075,8 +1076,12 @@ class Store:
                 by_context.setdefault(entry.context, []).append(entry)
         purged = 0
         for context, entries in by_context.items():
-            if any(e.step is None for e in entries):
-                purged += self.purge_context(context)
+            cleared = [e for e in entries if e.step is None]
+            if cleared:
+                # Only the cleared context that was listed: one restored (or changed)
+                # since is live again and must not be purged.
+                with contextlib.suppress(RevisionConflictError):
+                    purged += self.purge_context(context, if_revision=cleared[0].revision)
                 continue
             steps = {e.step for e in entries if e.step}
 
@@ -1203,6 +1208,16 @@ def apply_changes(steps: dict[str, Entry], changes: Mapping[str, Change]) -> Non
             steps.pop(step, None)
         else:
             steps[step] = change.entry
+
+
+def _sound_stats(cleared: Any, stats: Any) -> bool:
+    """A cached entry's values have the shape ``Head.stats`` gives (a cache is never trusted)."""
+    if type(cleared) is not bool or not isinstance(stats, dict) or set(stats) != set(STAT_KEYS):
+        return False
+    return all(
+        isinstance(stats[k], str) if k.endswith("_at") else type(stats[k]) is int and stats[k] >= 0
+        for k in STAT_KEYS
+    )
 
 
 def _plain(token: Hashable) -> Any:

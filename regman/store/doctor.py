@@ -97,6 +97,7 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
             return report
     for warning in store.warnings():
         report.add("warning", store.location, warning)
+    _check_stray_temporaries(store, report)
     for name in sorted(backend.list_heads()):
         if not is_valid_name(name):
             report.add("error", name, "not a valid context name; regman ignores this folder")
@@ -111,6 +112,25 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
     if repair:
         store.check_format(writing=True)
     return report
+
+
+def _check_stray_temporaries(store: Store, report: DoctorReport) -> None:
+    """Temporary files of the marker or a cache that a killed writer left."""
+    backend = store.backend
+    for name in backend.stray_temporaries():
+        repaired = False
+        if report.repair:
+            try:
+                with backend.store_lock():
+                    repaired = backend.remove_stray_temporary(name)
+            except StoreError:
+                repaired = False
+        report.add(
+            "warning",
+            f"{store.location}/{name}",
+            "a temporary file left by an interrupted write",
+            repaired,
+        )
 
 
 def _older_format(store: Store) -> int | None:
@@ -354,8 +374,8 @@ def _rebuild_head(store: Store, name: str, report: DoctorReport) -> bool:
     last = records[newest]
     cleared = last.command == "clear"
     head = Head(name, newest, records[1].created_at, cleared, steps, removed, last)
-    current = backend.read_head(name, 1 << 62)
     try:
+        current = backend.read_head(name, 1 << 62)  # a FIFO or a link: reported, not a crash
         ok = backend.swap_head(name, head.to_json(), current[1] if current else None)
     except StoreError:
         return False

@@ -29,7 +29,7 @@ from typing import Any
 from regman.errors import InvalidInputError, LockTimeoutError, StoreError
 from regman.names import lock_key
 from regman.store.backend import MAX_CACHE_BYTES, MAX_MARKER_BYTES, Backend
-from regman.store.safeio import Folder, os_error
+from regman.store.safeio import TMP_PREFIX, Folder, os_error
 
 MARKER = "regman-store.json"
 HEAD = "head.json"
@@ -79,7 +79,17 @@ class FileBackend(Backend):
         return self.folder.create(self._parts(key), data)
 
     def delete_object(self, key: str) -> bool:
-        return self.folder.unlink(self._parts(key))
+        parts = self._parts(key)
+        deleted = self.folder.unlink(parts)
+        # Folders the object emptied go too (up to the context's own, when it has no
+        # head): a change taken back leaves the store as it was, not empty folders.
+        for depth in range(len(parts) - 1, 1, -1):
+            try:
+                with self.folder.open_dir(parts[: depth - 1]) as dfd:
+                    os.rmdir(parts[depth - 1], dir_fd=dfd)
+            except OSError:
+                break
+        return deleted
 
     def where(self, key: str) -> str:
         return os.path.join(self.root, "contexts", *key.split("/"))
@@ -89,6 +99,20 @@ class FileBackend(Backend):
         if any(p in ("", ".", "..") for p in parts):
             raise StoreError(f"refusing the object key {key!r}")
         return self.folder.unlink(["contexts", *parts])
+
+    def stray_temporaries(self) -> list[str]:
+        found = []
+        for folder in ([], ["cache"]):
+            for name, is_dir in self.folder.listdir(folder):
+                if not is_dir and name.startswith(TMP_PREFIX):
+                    found.append("/".join([*folder, name]))
+        return found
+
+    def remove_stray_temporary(self, name: str) -> bool:
+        parts = name.split("/")
+        if not parts[-1].startswith(TMP_PREFIX) or parts[:-1] not in ([], ["cache"]):
+            raise StoreError(f"refusing to delete {name!r}: not a temporary file of the store")
+        return self.folder.unlink(parts)
 
     def list_objects(self, prefix: str) -> list[str]:
         found: list[str] = []
@@ -125,8 +149,25 @@ class FileBackend(Backend):
             except OSError:
                 previous = 0
             mtime = max(time.time_ns(), previous + 1)
-            self.folder.write(["contexts", context, HEAD], data, mtime_ns=mtime)
+            try:
+                self.folder.write(["contexts", context, HEAD], data, mtime_ns=mtime)
+            except StoreError:
+                # The rename may have landed before a later step (the folder's fsync)
+                # failed: put the old head back, so that a failed swap changed nothing
+                # (the caller takes back the objects the new head refers to).
+                self._undo_swap(context, data, current[0] if current else None, mtime)
+                raise
             return True
+
+    def _undo_swap(self, context: str, new: bytes, old: bytes | None, mtime: int) -> None:
+        with contextlib.suppress(StoreError):
+            now = self.read_head(context, len(new) + 1)
+            if now is None or now[0] != new:
+                return  # the swap did not land
+            if old is None:
+                self.folder.unlink(["contexts", context, HEAD])
+            else:
+                self.folder.write(["contexts", context, HEAD], old, mtime_ns=mtime + 1)
 
     def etag_of(self, data: bytes) -> str | None:
         return hashlib.sha256(data).hexdigest()

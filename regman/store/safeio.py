@@ -60,8 +60,13 @@ class Folder:
         return os.path.join(self.root, *parts)
 
     @contextlib.contextmanager
-    def open_dir(self, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
-        """A descriptor of the folder ``parts``; FileNotFoundError when absent (and not created)."""
+    def open_dir(
+        self, parts: Sequence[str], *, create: bool = False, made: list[int] | None = None
+    ) -> Iterator[int]:
+        """A descriptor of the folder ``parts``; FileNotFoundError when absent (and not created).
+
+        ``made`` collects the index in ``parts`` of each folder this call created.
+        """
         try:
             fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except FileNotFoundError:
@@ -70,14 +75,18 @@ class Folder:
             os.makedirs(self.root, exist_ok=True)
             fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
-            for part in parts:
+            for depth, part in enumerate(parts):
                 try:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not create:
                         raise
-                    with contextlib.suppress(FileExistsError):
+                    try:
                         os.mkdir(part, 0o755, dir_fd=fd)
+                        if made is not None:
+                            made.append(depth)
+                    except FileExistsError:
+                        pass
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = child
@@ -139,8 +148,9 @@ class Folder:
         ``durable=False`` skips the fsyncs (derived files); ``mtime_ns`` stamps the file.
         """
         where = self.path(parts)
+        made: list[int] = []
         try:
-            with self.open_dir(parts[:-1], create=True) as dfd:
+            with self.open_dir(parts[:-1], create=True, made=made) as dfd:
                 tmp = self._write_temp(dfd, data, durable)
                 try:
                     if mtime_ns is not None:
@@ -152,6 +162,7 @@ class Folder:
                 if durable:
                     _fsync_fd(dfd)
         except OSError as e:
+            self._remove_made(parts, made)
             raise os_error("write", where, e) from e
 
     def create(self, parts: Sequence[str], data: bytes) -> bool:
@@ -161,8 +172,9 @@ class Folder:
         file, which fails atomically if the name is taken.
         """
         where = self.path(parts)
+        made: list[int] = []
         try:
-            with self.open_dir(parts[:-1], create=True) as dfd:
+            with self.open_dir(parts[:-1], create=True, made=made) as dfd:
                 if _exists_at(dfd, parts[-1]):
                     return False  # the usual case for shared content: skip writing a copy
                 tmp = self._write_temp(dfd, data, True)
@@ -172,10 +184,21 @@ class Folder:
                     return False
                 finally:
                     _unlink_at(dfd, tmp)
-                _fsync_fd(dfd)
+                try:
+                    _fsync_fd(dfd)
+                except BaseException:
+                    _unlink_at(dfd, parts[-1])  # ours: a failed create leaves nothing
+                    raise
                 return True
         except OSError as e:
+            self._remove_made(parts, made)
             raise os_error("write", where, e) from e
+
+    def _remove_made(self, parts: Sequence[str], made: list[int]) -> None:
+        """After a failed write: remove the (empty) folders it created, innermost first."""
+        for depth in reversed(made):
+            with contextlib.suppress(OSError), self.open_dir(parts[:depth]) as dfd:
+                os.rmdir(parts[depth], dir_fd=dfd)
 
     @staticmethod
     def _write_temp(dfd: int, data: bytes, durable: bool) -> str:

@@ -122,11 +122,15 @@ def _upgrade_trash_entry(store: Store, backend: FileBackend, name: str) -> None:
     if parsed is None:
         return  # not a trash entry of regman's: left alone
     context, step = parsed
+    head = store.head(context)
+    done = head.last.message or "" if head else ""
+    if done == f"trash entry {name} removed again":
+        # a kill after the entry was upgraded, before (or while) its files went
+        backend.folder.remove_tree(["trash", name])
+        return
     specs = _trash_specs(backend, name, step)
     if specs is None:
         return  # unreadable: left in place; doctor reports it
-    head = store.head(context)
-    done = head.last.message or "" if head else ""
     back = f"from trash entry {name}"
     if not done.startswith(back):
         live = head is not None and not head.cleared
