@@ -327,3 +327,18 @@ def test_head_ttl_from_the_environment_is_checked(
         S3Store(s3_env.url())
     monkeypatch.setenv("REGMAN_S3_HEAD_TTL", "2.5")
     assert S3Store(s3_env.url()).backend.head_ttl == 2.5  # type: ignore[attr-defined]
+
+
+def test_an_s3_url_never_becomes_a_local_folder(
+    s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    url = "s3://no-such-bucket-here/p"
+    for args in (["--store", url], []):
+        monkeypatch.setenv("REGMAN_HOME", url if not args else str(tmp_path / "home"))
+        result = cli(*args, "register", "ctx", "s", str(TRAINING / "training.step.yaml"), code=3)
+        assert "does not exist" in result.stderr
+    assert list(cwd.iterdir()) == []
+    assert not any(p.name.endswith(":") for p in tmp_path.rglob("*"))
