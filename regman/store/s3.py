@@ -25,7 +25,8 @@ immutable objects are also kept in a local cache keyed by ETag under the user ca
 folder, so a new process re-reading an unchanged context pays 304s, not downloads,
 and spec objects (named by their hash) are never downloaded twice. Listing contexts
 is one LIST of ``heads/`` (it carries every head's ETag) plus the shared statistics
-cache: a fixed number of requests for 1,000 contexts, not one per context.
+cache: a fixed number of requests for 1,000 contexts, not one per context, once a reader
+has refreshed that cache (the first listing after many changes reads each changed head).
 
 The client is botocore (what boto3 is built on), chosen by measurement against boto3 and
 obstore on the loopback SeaweedFS server (2 shared cores): import plus client creation
