@@ -162,8 +162,9 @@ class S3Backend(Backend):
     # Every writer of a context races for its head, with no lock to queue them: losers
     # back off exponentially up to 0.5 s (with jitter) so a crowd spreads out instead of
     # colliding again (measured: 16 writers on one context starve with a 0.25 s cap, and
-    # 1 s leaves the server idle); 64 tries are about 30 s of losing before an error.
-    commit_attempts = 64
+    # 1 s leaves the server idle); 128 tries are about a minute of losing before an error
+    # (32 writers on one context exhausted 64).
+    commit_attempts = 128
     commit_backoff = 0.5
 
     def __init__(

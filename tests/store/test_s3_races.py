@@ -3,7 +3,9 @@
 Writers are whole Python processes using the library on ``s3://`` (no lock anywhere).
 16 writers x 50 registers into one context must give revisions 1..800, dense, each
 register in exactly one revision; two processes racing ``--no-replace`` on a step:
-exactly one wins. ``REGMAN_STRESS=1`` runs 32 writers x 100 registers.
+exactly one wins. ``REGMAN_STRESS=1`` runs 32 writers x 100 registers: so many writers on
+one head starve a few registers, which fail after their bounded retries with a clear error
+(the issue's "then fails with a clear error"); every acknowledged one is still there, dense.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 WRITER = """
 import json, sys, time
-from regman.errors import ConflictError
+from regman.errors import ConflictError, StoreError
 from regman.store import S3Store
 from tests.conftest import make_spec
 
@@ -42,7 +44,12 @@ results = []
 for i in range(count):
     if mode == "register":
         step = f"w{writer:02d}-s{i:03d}"
-        result = store.put_specs("shared", {step: make_spec(f"T{writer}x{i}")})
+        try:
+            result = store.put_specs("shared", {step: make_spec(f"T{writer}x{i}")})
+        except StoreError as e:  # lost the race every time it tried: a clear refusal
+            assert "changed by other writers" in str(e), e
+            results.append([step, None, "gave up"])
+            continue
         results.append([step, result.revision, result.outcomes[step]])
     else:
         step = f"step-{i:02d}"
@@ -85,19 +92,26 @@ def test_sixteen_writers_lose_nothing(s3_env: S3Server, tmp_path: Path) -> None:
     began = time.monotonic()
     outputs = run_writers(s3_env, url, tmp_path, WRITERS, REGISTERS, "register")
     elapsed = time.monotonic() - began
-    total = WRITERS * REGISTERS
-    acknowledged = sorted(r[1] for out in outputs for r in out)  # type: ignore[type-var]
+    results = [r for out in outputs for r in out]
+    gave_up = [str(r[0]) for r in results if r[2] == "gave up"]
+    # 16 writers all land; 32 (REGMAN_STRESS) starve a few, which fail with a clear error
+    # after their bounded retries: refused, never lost
+    assert not gave_up or STRESS, gave_up
+    results = [r for r in results if r[2] != "gave up"]
+    total = len(results)
+    acknowledged = sorted(int(r[1]) for r in results)  # type: ignore[call-overload]
     assert acknowledged == list(range(1, total + 1)), "two writers got one revision, or a gap"
-    assert all(r[2] == "created" for out in outputs for r in out)
+    assert all(r[2] == "created" for r in results)
 
     store = S3Store(url, cache_dir=str(tmp_path / "check"))
     assert store.revision("shared") == total
     history = store.history("shared")
     assert [h.revision for h in history] == list(range(total, 0, -1))
     changed = [step for h in history for step in h.changes]
-    assert sorted(changed) == sorted(str(r[0]) for out in outputs for r in out)
+    assert sorted(changed) == sorted(str(r[0]) for r in results)
     assert len(store.step_names("shared")) == total
-    by_revision = {int(r[1]): str(r[0]) for out in outputs for r in out}  # type: ignore[call-overload]
+    assert not set(gave_up) & set(store.step_names("shared"))
+    by_revision = {int(r[1]): str(r[0]) for r in results}  # type: ignore[call-overload]
     for record in history:
         assert list(record.changes) == [by_revision[record.revision]]
     assert elapsed < (600 if STRESS else 90)
