@@ -125,6 +125,10 @@ class RegistryManager:
             return registry
         return SpecificationRegistry(context_name, self.store).at(revision)
 
+    def closest_context(self, name: str) -> str | None:
+        """The existing context whose name is nearest ``name`` (for "did you mean")."""
+        return self.store.closest_context(name)
+
     def has_context(self, context_name: str) -> bool:
         validate_name(context_name, "context")
         return self.store.context_exists(context_name)

@@ -305,3 +305,19 @@ def test_under_none_the_cli_warns_about_what_a_write_breaks(
     # a write that leaves the wiring as it was says nothing
     quiet = CliRunner().invoke(app, [*base, "restore", "prod", "load"])
     assert quiet.exit_code == 0 and "warning:" not in quiet.stderr
+
+
+def test_info_and_stats_show_the_rules(
+    manager: RegistryManager, pipeline: regman.SpecificationRegistry, store_path: Path
+) -> None:
+    manager.set_context_settings("prod", compatibility="BACKWARD", mode="READONLY")
+    manager.get_registry("dev")
+    base = ["--store", str(store_path)]
+    info = json.loads(CliRunner().invoke(app, [*base, "info", "--json"]).stdout)
+    assert info["compatibility_rules"] == {"prod": "BACKWARD"}
+    assert info["read_only_contexts"] == ["prod"]
+    table = CliRunner().invoke(app, [*base, "info"]).stdout
+    assert "prod: BACKWARD" in table
+    stats = manager.get_context_stats()
+    assert (stats["prod"]["compatibility"], stats["prod"]["mode"]) == ("BACKWARD", "READONLY")
+    assert (stats["dev"]["compatibility"], stats["dev"]["mode"]) == ("NONE", "READWRITE")

@@ -76,6 +76,11 @@ def resolve(
         False, "--json", help="Print the wiring as JSON on stdout (whatever the exit code)."
     ),
     threshold: float = ThresholdOption,
+    candidates: bool = typer.Option(
+        False,
+        "--candidates",
+        help="With --json: each dependency's runners-up, ranked, with scores (slower).",
+    ),
 ) -> None:
     """Wire each step's dependencies to other steps' outputs and show the pipeline.
 
@@ -85,10 +90,16 @@ def resolve(
 
     if as_json and output_format is not Format.table:
         raise typer.BadParameter("--json and --format are alternatives; give one")
+    if candidates and not as_json:
+        raise typer.BadParameter("--candidates goes with --json ('regman explain' shows them)")
     registry = _registry(context)
-    report = DependencyResolver(registry, threshold=threshold).get_resolution_report(steps or None)
+    resolver = DependencyResolver(registry, threshold=threshold)
+    report = resolver.get_resolution_report(steps or None)
     if as_json:
-        print_json(resolution_document(report))
+        document = resolution_document(report)
+        if candidates:
+            _add_runners_up(document, resolver, steps or None)
+        print_json(document)
     elif not report.steps:
         pass  # nothing to draw; said on stderr below
     elif output_format is Format.mermaid:
@@ -158,6 +169,8 @@ def resolution_document(report: ResolutionReport) -> dict[str, Any]:
                 "provider": e.provider,
                 "output": e.output,
                 "score": e.score.total,
+                "tied_with": e.tied_with,  # a rival only name order separated, else null
+                "notes": list(e.notes),
             }
             for e in report.edges
         ],
@@ -167,6 +180,23 @@ def resolution_document(report: ResolutionReport) -> dict[str, Any]:
         ],
         "order": list(report.order),
     }
+
+
+def _add_runners_up(document: dict[str, Any], resolver: Any, steps: list[str] | None) -> None:
+    """Each edge and unresolved dependency gets ``candidates``: the others considered."""
+    for entry in [*document["edges"], *document["unresolved"]]:
+        explained = resolver.explain(entry["consumer"], entry["dependency"], steps)
+        entry["candidates"] = [
+            {
+                "provider": c.provider,
+                "output": c.output,
+                "score": c.score.total,
+                "status": c.status,
+                "reason": c.reason,
+            }
+            for c in explained.candidates
+            if c.status != "chosen"
+        ]
 
 
 def _mermaid_text(text: str) -> str:

@@ -107,12 +107,9 @@ def register(
 
 def _say_created(manager: Any, context: str, dry_run: bool) -> None:
     """A new context may be a typo of an existing one: say so on stderr."""
-    import difflib
-
-    others = [c for c in manager.list_contexts() if c != context]
-    close = difflib.get_close_matches(context, others, n=1, cutoff=0.75)
+    close = manager.closest_context(context)
     verb = "would create" if dry_run else "created"
-    message(f"{verb} context '{context}'" + (f"; did you mean '{close[0]}'?" if close else ""))
+    message(f"{verb} context '{context}'" + (f"; did you mean '{close}'?" if close else ""))
 
 
 @app.command()

@@ -170,10 +170,19 @@ def info(as_json: bool = JsonOption) -> None:
     warn_about_store(manager)
     print_table(
         ["key", "value"],
-        [[k, v] for k, v in data.items()],
+        [[k, _info_value(v)] for k, v in data.items()],
         justify=["left", "left"],
         whole=(0, 1),
     )
 
 
 contexts_app.command("delete")(clear)  # the noun-verb twin of 'regman clear', as kubectl has
+
+
+def _info_value(value: object) -> object:
+    """Mappings and lists as one readable cell ('-' when empty)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return value

@@ -292,8 +292,22 @@ class Store:
     def _missing_hint(self, context: str, head: Head | None) -> str | None:
         if head is not None and head.cleared:
             return f"it was cleared; bring it back with 'regman restore {context}'"
-        close = _closest(context, self.list_contexts())
+        close = self.closest_context(context)
         return f"did you mean '{close}'?" if close else None
+
+    def closest_context(self, name: str) -> str | None:
+        """The live context whose name is nearest ``name`` (a typo's target), if any.
+
+        One listing and the heads of a few candidates, not every context's statistics:
+        it runs on every creation of a context, in stores of 10,000 of them.
+        """
+        import difflib
+
+        names = [n for n in self.backend.list_heads() if n != name and is_valid_name(n)]
+        for close in difflib.get_close_matches(name, names, n=3, cutoff=0.75):
+            if self.context_exists(close):
+                return close
+        return None
 
     def token(self, context: str) -> Hashable:
         """A value that changes whenever the context changes (about one syscall)."""
@@ -1101,6 +1115,14 @@ class Store:
             "contexts": sum(1 for s in contexts.values() if not s["cleared"]),
             "cleared_contexts": sum(1 for s in contexts.values() if s["cleared"]),
             "revisions": sum(s["revision"] for s in contexts.values()),
+            "compatibility_rules": {
+                name: s["compatibility"]
+                for name, s in sorted(contexts.items())
+                if not s["cleared"] and s["compatibility"] != "NONE"
+            },
+            "read_only_contexts": sorted(
+                name for name, s in contexts.items() if not s["cleared"] and s["mode"] == "READONLY"
+            ),
             **self.backend.describe(),
         }
 
@@ -1212,10 +1234,17 @@ def apply_changes(steps: dict[str, Entry], changes: Mapping[str, Change]) -> Non
 
 def _sound_stats(cleared: Any, stats: Any) -> bool:
     """A cached entry's values have the shape ``Head.stats`` gives (a cache is never trusted)."""
+    from regman.store.records import ACCESS_MODES, COMPATIBILITY_MODES
+
     if type(cleared) is not bool or not isinstance(stats, dict) or set(stats) != set(STAT_KEYS):
         return False
+    allowed = {"compatibility": COMPATIBILITY_MODES, "mode": ACCESS_MODES}
     return all(
-        isinstance(stats[k], str) if k.endswith("_at") else type(stats[k]) is int and stats[k] >= 0
+        stats[k] in allowed[k]
+        if k in allowed
+        else isinstance(stats[k], str)
+        if k.endswith("_at")
+        else type(stats[k]) is int and stats[k] >= 0
         for k in STAT_KEYS
     )
 
@@ -1237,13 +1266,6 @@ def marker_version(raw: bytes, where: str) -> int:
             hint="run 'regman doctor --repair'",
         )
     return version
-
-
-def _closest(name: str, candidates: list[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
-    return found[0] if found else None
 
 
 def iter_heads(store: Store) -> Iterator[tuple[str, Head | None]]:

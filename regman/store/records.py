@@ -31,6 +31,8 @@ STAT_KEYS = (
     "revision",
     "created_at",
     "updated_at",
+    "compatibility",
+    "mode",
 )
 
 
@@ -264,6 +266,8 @@ class Head:
             "revision": self.revision,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "compatibility": self.settings["compatibility"],
+            "mode": self.settings["mode"],
         }
 
     def step_types(self) -> list[str]:

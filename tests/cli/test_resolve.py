@@ -215,3 +215,26 @@ def test_empty_context(run: Run) -> None:
     assert "context 'empty' has no steps" in result.stderr
     document = json.loads(run("resolve", "empty", "--json").stdout)
     assert document == {"context": "empty", "edges": [], "unresolved": [], "order": []}
+
+
+def test_json_candidates_list_the_runners_up_as_explain_ranks_them(pipeline: Run) -> None:
+    plain = json.loads(pipeline("resolve", "training_pipeline", "--json").stdout)
+    assert all("candidates" not in e and "tied_with" in e for e in plain["edges"])
+    full = json.loads(pipeline("resolve", "training_pipeline", "--json", "--candidates").stdout)
+    assert [(e["consumer"], e["dependency"]) for e in full["edges"]] == [
+        (e["consumer"], e["dependency"]) for e in plain["edges"]
+    ]
+    edge = next(
+        e for e in full["edges"] if (e["consumer"], e["dependency"]) == ("training", "input_path")
+    )
+    runners_up = edge["candidates"]
+    assert runners_up, "the calibration branch's processed_data competes for training"
+    assert all(c["score"] <= edge["score"] for c in runners_up)
+    assert ("preprocessing_calibration", "processed_data") in {
+        (c["provider"], c["output"]) for c in runners_up
+    }
+    explained = json.loads(
+        pipeline("explain", "training_pipeline", "training", "input_path", "--json").stdout
+    )
+    assert len(runners_up) == len(explained["candidates"]) - 1  # all but the chosen one
+    assert pipeline("resolve", "training_pipeline", "--candidates", code=2).exit_code == 2
