@@ -48,7 +48,16 @@ def test_json_is_exactly_the_documented_document(pipeline: Run) -> None:
     assert document["context"] == "training_pipeline"
     assert document["order"] == STEPS
     for edge in document["edges"]:
-        assert set(edge) == {"consumer", "dependency", "provider", "output", "score"}
+        assert set(edge) == {
+            "consumer",
+            "dependency",
+            "provider",
+            "output",
+            "score",
+            "tied_with",
+            "notes",
+        }
+        assert edge["tied_with"] is None or isinstance(edge["tied_with"], str)
         assert 0.5 <= edge["score"] <= 1
     edges = {
         (e["consumer"], e["dependency"]): (e["provider"], e["output"]) for e in document["edges"]
@@ -76,6 +85,8 @@ def test_unresolved_required_exits_1_and_json_is_still_printed(pipeline: Run) ->
             "provider": "training",
             "output": "model_output",
             "score": document["edges"][0]["score"],
+            "tied_with": None,
+            "notes": [],
         }
     ]
     assert {"consumer": "training", "dependency": "input_path", "required": True} in document[
