@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import typer
@@ -164,23 +164,58 @@ def _global_options(
     settings.debug = debug
 
 
+# Importing a command module registers its commands on ``app``, in this order in --help.
+COMMAND_MODULES = (
+    "specs",
+    "plan",
+    "stats",
+    "contexts",
+    "history",
+    "resolve",
+    "trash",
+    "doctor",
+    "schema",
+)
+# Which modules a top-level command needs (checked against the registered commands by
+# tests/cli/test_command_line.py). Typer inspects the signature of every registered command
+# at startup (about 20 ms for all of them), so the installed command registers only the
+# modules of the command it runs.
+MODULES_OF = {
+    **dict.fromkeys(("register", "show", "remove", "validate", "import", "export"), ("specs",)),
+    **dict.fromkeys(("plan", "apply", "promote"), ("plan",)),
+    **dict.fromkeys(("stats", "clear", "info"), ("stats",)),
+    "contexts": ("stats", "contexts"),  # 'contexts delete' is 'clear', from stats
+    "diff": ("contexts",),
+    **dict.fromkeys(("history", "rollback"), ("history",)),
+    **dict.fromkeys(("resolve", "explain"), ("resolve",)),
+    **dict.fromkeys(("trash", "restore"), ("trash",)),
+    "doctor": ("doctor",),
+    "schema": ("schema",),
+}
+
+
+def modules_for(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The command modules a run of the installed ``regman`` with ``argv`` needs.
+
+    All of them unless this is the console script running one known command: in tests
+    (CliRunner), for --help, completion or a mistyped command, everything is registered.
+    """
+    if os.path.basename(argv[0] if argv else "") != "regman" or any(
+        key.endswith("_COMPLETE") for key in environ
+    ):
+        return COMMAND_MODULES
+    args = hoist_global_options(list(argv[1:]))
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] in _GLOBAL_WITH_VALUE else 1
+    needed = MODULES_OF.get(args[i]) if i < len(args) else None
+    return needed or COMMAND_MODULES
+
+
 def _register_commands() -> None:
-    # Importing a command module registers its commands on ``app``, in this order in
-    # --help; each module imports the library lazily inside its commands.
     from importlib import import_module
 
-    names = (
-        "specs",
-        "plan",
-        "stats",
-        "contexts",
-        "history",
-        "resolve",
-        "trash",
-        "doctor",
-        "schema",
-    )
-    for name in names:
+    for name in modules_for(sys.argv, os.environ):
         import_module(f"regman.cli.{name}")
     from regman.cli.examples import EXAMPLES, epilog
 
