@@ -52,7 +52,7 @@ def load_spec_text(text: str | bytes, source: str = "<string>") -> StepSpecifica
     return spec_from_document(document, source=source, locate=locator(node))
 
 
-_DEPENDENCY_KEYS = {
+DEPENDENCY_KEYS = {
     "logical_name": "logical_name",
     "type": "dependency_type",
     "dependency_type": "dependency_type",
@@ -62,7 +62,7 @@ _DEPENDENCY_KEYS = {
     "data_type": "data_type",
     "description": "description",
 }
-_OUTPUT_KEYS = {
+OUTPUT_KEYS = {
     "logical_name": "logical_name",
     "type": "output_type",
     "output_type": "output_type",
@@ -199,10 +199,10 @@ class _DocumentReader:
             (*body_path, "dependencies"),
             "dependency",
             DependencySpec,
-            _DEPENDENCY_KEYS,
+            DEPENDENCY_KEYS,
         )
         outputs = self.entries(
-            body.get("outputs"), (*body_path, "outputs"), "output", OutputSpec, _OUTPUT_KEYS
+            body.get("outputs"), (*body_path, "outputs"), "output", OutputSpec, OUTPUT_KEYS
         )
         if self.problems:
             raise _StopReading  # the model's own rules would judge a partial spec

@@ -12,19 +12,18 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
-    cap,
     complete_context,
     complete_step,
     confirm,
-    error_line,
     guarded,
+    load_sources,
     message,
     open_manager,
     print_json,
     print_text,
     split_ref,
 )
-from regman.errors import EXIT_BAD_INPUT, EXIT_NOT_FOUND
+from regman.errors import EXIT_NOT_FOUND
 
 if TYPE_CHECKING:
     from regman.plan import ChangePlan
@@ -58,7 +57,7 @@ def plan(
     Writes nothing. Exit 0 when nothing would change, 1 when something would (like
     'diff' and 'terraform plan -detailed-exitcode'); 2 bad input, 3 store error.
     """
-    specs = _load(sources)
+    specs = load_sources(sources, "nothing was planned")
     proposal = open_manager().plan(context, specs, prune=prune)
     _show(proposal, as_json)
     if proposal.changed:
@@ -86,7 +85,7 @@ def apply(
 
     Steps the sources do not hold stay unless --prune. Confirms on a terminal.
     """
-    specs = _load(sources)
+    specs = load_sources(sources, "nothing was planned")
     manager = open_manager()
     proposal = manager.plan(context, specs, prune=prune)
     _show(proposal, as_json)
@@ -160,18 +159,6 @@ def promote(
     )
     if result is not None and not as_json:
         message(f"context '{target}' is at revision {result.revision} (from {proposal.source})")
-
-
-def _load(sources: list[str]) -> dict[str, Any]:
-    from regman.sources import load_spec_sources
-
-    specs, problems = load_spec_sources(sources)
-    for problem in problems:
-        typer.echo(cap(error_line(problem)), err=True)
-    if problems:
-        message(f"{len(problems)} source files are invalid; nothing was planned")
-        raise typer.Exit(EXIT_BAD_INPUT)
-    return specs
 
 
 def _refuse_violations(proposal: ChangePlan, force: bool) -> None:

@@ -423,6 +423,19 @@ def overriding(force: bool) -> Iterator[None]:
         typer.echo(f"warning: {finding}", err=True)
 
 
+def load_sources(sources: list[str], consequence: str) -> dict[str, Any]:
+    """Step -> spec from files, folders and bundles; every problem on stderr, then exit 2."""
+    from regman.sources import load_spec_sources
+
+    specs, problems = load_spec_sources(sources)
+    for problem in problems:
+        typer.echo(cap(error_line(problem)), err=True)
+    if problems:
+        message(f"{len(problems)} source files are invalid; {consequence}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    return specs
+
+
 def split_ref(ref: str) -> tuple[str, int | None]:
     """``CONTEXT@N`` -> (CONTEXT, N); ``CONTEXT`` -> (CONTEXT, None)."""
     from regman.errors import InvalidInputError

@@ -20,27 +20,6 @@ from regman.cli.render import guarded, print_text
 SCHEMA_FILE = Path(__file__).with_name("step-spec.schema.json")
 SCHEMA_ID = "https://regman.invalid/schemas/step-spec.schema.json"
 
-# File key -> model field (the loader accepts both the short and the long names).
-DEPENDENCY_KEYS = {
-    "logical_name": "logical_name",
-    "type": "dependency_type",
-    "dependency_type": "dependency_type",
-    "required": "required",
-    "compatible_sources": "compatible_sources",
-    "semantic_keywords": "semantic_keywords",
-    "data_type": "data_type",
-    "description": "description",
-}
-OUTPUT_KEYS = {
-    "logical_name": "logical_name",
-    "type": "output_type",
-    "output_type": "output_type",
-    "property_path": "property_path",
-    "data_type": "data_type",
-    "description": "description",
-    "aliases": "aliases",
-    "semantic_keywords": "semantic_keywords",
-}
 HEADER_KEYS = ("step_type", "node_type", "description", "job_type")
 
 
@@ -95,6 +74,9 @@ def generate_schema() -> dict[str, Any]:
     from regman.spec import DependencySpec, OutputSpec, StepSpecification
 
     defs: dict[str, Any] = {}
+    # file key -> model field: the loader's own tables, so the schema accepts what it reads
+    from regman.specfile import DEPENDENCY_KEYS, OUTPUT_KEYS
+
     defs["Dependency"] = _entry(DependencySpec, DEPENDENCY_KEYS, "dependency_type", defs)
     defs["Output"] = _entry(OutputSpec, OUTPUT_KEYS, "output_type", defs)
     step = StepSpecification.model_json_schema(ref_template="#/$defs/{model}")

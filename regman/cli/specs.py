@@ -20,6 +20,7 @@ from regman.cli.render import (
     confirm,
     error_line,
     guarded,
+    load_sources,
     message,
     open_manager,
     open_registry,
@@ -266,15 +267,9 @@ def import_specs(
     nothing is written. Either every file lands, or none does.
     """
     from regman.names import validate_name
-    from regman.sources import load_spec_sources
 
     validate_name(context, "context")
-    specs, problems = load_spec_sources(sources)
-    for problem in problems:
-        typer.echo(cap(error_line(problem)), err=True)
-    if problems:
-        message(f"{len(problems)} source files are invalid; nothing was registered")
-        raise typer.Exit(EXIT_BAD_INPUT)
+    specs = load_sources(sources, "nothing was registered")
     manager = open_manager()
     existed = manager.has_context(context)
     with overriding(force):

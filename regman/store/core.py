@@ -765,13 +765,13 @@ class Store:
     def _refuse_context_case_clash(self, context: str) -> None:
         names = [n for n in self.backend.list_heads() if is_valid_name(n)]
         # A listed name without a head holds objects of a first write that did not land.
-        clash = find_case_clash(
-            context,
-            [
+        clash = next(
+            (
                 n
                 for n in names
                 if find_case_clash(context, [n]) and self.backend.head_token(n) is not None
-            ],
+            ),
+            None,
         )
         if clash:
             raise InvalidNameError(
