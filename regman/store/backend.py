@@ -98,6 +98,11 @@ class Backend(abc.ABC):
     def list_heads(self) -> list[str]:
         """Names of the contexts that have a head (the caller validates them)."""
 
+    @abc.abstractmethod
+    def list_object_contexts(self) -> list[str]:
+        """Names that have objects, with a head or not: doctor finds the objects of a
+        first write that did not land by them (the caller validates them)."""
+
     # -- derived data ------------------------------------------------------------------
     def read_cache(self, name: str, limit: int) -> bytes | None:
         """A cache file written by ``write_cache``; None when absent or unusable."""

@@ -98,7 +98,7 @@ def check_store(store: Store, repair: bool = False) -> DoctorReport:
     for warning in store.warnings():
         report.add("warning", store.location, warning)
     _check_stray_temporaries(store, report)
-    for name in sorted(backend.list_heads()):
+    for name in sorted({*backend.list_heads(), *backend.list_object_contexts()}):
         if not is_valid_name(name):
             report.add("error", name, "not a valid context name; regman ignores this folder")
             continue
@@ -317,23 +317,28 @@ def _delete_object(store: Store, key: str) -> bool:
 
 
 def _check_headless(store: Store, name: str, report: DoctorReport) -> None:
-    """A context folder without a head: what a writer killed before its first revision left."""
-    keys = store.backend.list_objects(name)
+    """A context's objects without a head: what a writer killed before its first revision left."""
+    backend = store.backend
+    keys = backend.list_objects(name)
     if not keys:
         return
-    repaired = False
-    if report.repair:
+    what = f"{len(keys)} objects of a context that has no revision (its first write did not land)"
+    if not report.repair:
+        report.add("warning", backend.where(name), what)
+        return
+    if getattr(backend, "serialises_writers", False):  # we hold its writer lock
         try:
-            store.backend.delete_prefix(name)
-            repaired = True
+            backend.delete_prefix(name)
         except StoreError:
-            repaired = False
-    report.add(
-        "warning",
-        store.backend.where(name),
-        f"{len(keys)} objects of a context that has no revision (its first write did not land)",
-        repaired,
-    )
+            report.add("warning", backend.where(name), what)
+        else:
+            report.add("warning", backend.where(name), what, True)
+        return
+    # No lock: a first write may be in flight; the backend keeps objects too young to judge.
+    left = [key for key in keys if not _delete_object(store, key)]
+    if left:
+        what += f"; {len(left)} kept, young enough to belong to a write in flight"
+    report.add("warning", backend.where(name), what, not left)
 
 
 def _rebuild_head(store: Store, name: str, report: DoctorReport) -> bool:

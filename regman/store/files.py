@@ -186,6 +186,9 @@ class FileBackend(Backend):
             if is_dir and not name.startswith(".")
         ]
 
+    def list_object_contexts(self) -> list[str]:
+        return self.list_heads()  # a context's folder holds its head and its objects
+
     # -- caches and marker -------------------------------------------------------------
     def read_cache(self, name: str, limit: int = MAX_CACHE_BYTES) -> bytes | None:
         try:

@@ -45,6 +45,10 @@ class MemoryBackend(Backend):
         with self._lock:
             return sorted(k for k in self._objects if k.startswith(start))
 
+    def list_object_contexts(self) -> list[str]:
+        with self._lock:
+            return sorted({k.split("/", 1)[0] for k in self._objects})
+
     def delete_prefix(self, prefix: str) -> None:
         start = prefix + "/"
         with self._lock:

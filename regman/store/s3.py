@@ -356,6 +356,24 @@ class S3Backend(Backend):
         strip = len(f"{self._base}contexts/")
         return sorted(key[strip:] for key, _ in self._list(start))
 
+    def list_object_contexts(self) -> list[str]:
+        """One LIST per 1,000 contexts: ``contexts/`` grouped by its next ``/``."""
+        start = f"{self._base}contexts/"
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": start, "Delimiter": "/"}
+            if token:
+                kw["ContinuationToken"] = token
+            try:
+                page = self.client.list_objects_v2(**kw)
+            except Exception as e:
+                self._raise(e, "list_objects_v2", start)
+            names += [str(p["Prefix"])[len(start) : -1] for p in page.get("CommonPrefixes", ())]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return names
+
     def _list(self, start: str) -> Iterator[tuple[str, str]]:
         token: str | None = None
         while True:

@@ -54,6 +54,10 @@ class MinimalBackend(Backend):
         with self._guard:
             return sorted(k for k in self._objects if k.startswith(prefix + "/"))
 
+    def list_object_contexts(self) -> list[str]:
+        with self._guard:
+            return sorted({k.split("/", 1)[0] for k in self._objects})
+
     def delete_prefix(self, prefix: str) -> None:
         for key in self.list_objects(prefix):
             self.delete_object(key)

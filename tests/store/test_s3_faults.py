@@ -240,6 +240,34 @@ def test_doctor_removes_what_a_killed_writer_left_once_it_is_old(
     assert state_of(url, str(tmp_path / "final")) == NEW
 
 
+def test_doctor_finds_the_objects_of_a_first_write_that_did_not_land(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    """A new context's writer killed before its head existed: S3 has no folder to list, so
+    doctor lists the objects' prefixes; it keeps young ones (a first write in flight)."""
+    from regman.store.doctor import check_store
+
+    url = prepare(s3_env, tmp_path, "first")
+    store = S3Store(url, cache_dir=str(tmp_path / "k"))
+    store.backend.client.meta.events.register_first(  # type: ignore[attr-defined]
+        "before-send.s3", Faults("drop", 0, sticky=True, only_heads=True)
+    )
+    with pytest.raises(StoreError):
+        store.put_spec("newctx", "new", make_spec("Changed"))
+    fresh = S3Store(url, cache_dir=str(tmp_path / "r"))
+    assert fresh.list_contexts() == ["ctx"] and fresh.backend.list_objects("newctx")
+
+    young = check_store(S3Store(url, cache_dir=str(tmp_path / "d1")), repair=True)
+    found = [i for i in young.items if "its first write did not land" in i.problem]
+    assert len(found) == 1 and "newctx" in found[0].path and not found[0].repaired
+    assert "kept, young enough" in found[0].problem
+
+    old = check_store(S3Store(url, cache_dir=str(tmp_path / "d2"), leftover_grace=0), repair=True)
+    assert [(i.repaired, "newctx" in i.path) for i in old.items] == [(True, True)]
+    assert S3Store(url, cache_dir=str(tmp_path / "d3")).backend.list_objects("newctx") == []
+    assert check_store(S3Store(url, cache_dir=str(tmp_path / "d4"))).healthy
+
+
 def test_purge_works_on_a_server_without_conditional_deletes(
     s3_env: S3Server, tmp_path: Path
 ) -> None:
