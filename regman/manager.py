@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from regman.errors import ContextNotFoundError
@@ -446,6 +446,17 @@ class RegistryManager:
     def get_context_stats(self) -> dict[str, dict[str, Any]]:
         """``{context: {"step_count": n, "step_type_count": m, ...}}`` from the indexes."""
         return self.store.all_stats()
+
+    def distinct_step_types(self, context_names: Iterable[str] | None = None) -> list[str]:
+        """The step types used across contexts (all live ones, or those named), each once.
+
+        Dev and production share most step types, so summing each context's count
+        overstates them. Read from the store's summary, not from every context's head.
+        """
+        names = None if context_names is None else list(context_names)
+        for name in names or ():
+            validate_name(name, "context")
+        return self.store.step_types_across(names)
 
 
 registry_manager = RegistryManager()

@@ -43,6 +43,7 @@ from regman.cli import app
 from regman.errors import SpecError
 from regman.spec import StepSpecification
 from regman.specfile import load_spec_file, load_spec_text
+from regman.store.summary import SUMMARY_NAME as STATS_CACHE
 from regman.yamlsafe import MAX_SPEC_BYTES, _nesting_bound
 from tests.conftest import EXAMPLES, snapshot
 
@@ -476,14 +477,15 @@ def write_stats_cache(root: Path) -> Path:
     """Have the stats cache written now (readers only write it after many fresh reads)."""
     from regman.store import FileStore
     from regman.store.core import iter_heads
+    from regman.store.summary import dump, entry_of
 
     st = FileStore(root)
     entries = {}
     for name, head in iter_heads(st):
         assert head is not None
-        entries[name] = [list(st.backend.head_token(name)), head.cleared, head.stats()]
-    st._write_stats_cache(entries)
-    path = root / "cache" / "stats.json"
+        entries[name] = entry_of(st.backend.head_token(name), head)
+    st.backend.write_cache(STATS_CACHE, dump(entries))
+    path = root / "cache" / STATS_CACHE
     assert path.is_file()
     return path
 
@@ -649,7 +651,7 @@ def test_a_dangling_symlink_never_creates_its_target(
     elif what == "lock":
         replace_with_link(store / "locks" / "ctx.lock", target)
     elif what == "cache":
-        replace_with_link(store / "cache" / "stats.json", target)
+        replace_with_link(store / "cache" / STATS_CACHE, target)
     every_command(cli)
     cli("register", "ctx", "load", str(TRAIN), codes=(0, 1, 3))
     cli("doctor", "--repair", codes=(0, 1, 3))
@@ -667,7 +669,7 @@ def special_path(store: Path, what: str) -> Path:
         "head": ctx / "head.json",
         "spec": next((ctx / "specs" / "load").iterdir()),
         "marker": store / "regman-store.json",
-        "cache": store / "cache" / "stats.json",
+        "cache": store / "cache" / STATS_CACHE,
         "record": ctx / "revisions" / "1.json",
         "lock": store / "locks" / "ctx.lock",
     }[what]
@@ -762,12 +764,15 @@ def test_deeply_nested_json_is_a_clear_error_or_a_repair(
 
 
 def test_a_stats_cache_that_lies_is_not_believed_blindly(store: Path, outside: Path) -> None:
-    """A cache entry with the right token but garbage values: no crash in any reader."""
+    """A cache entry with the right token but garbage values: no crash in any reader.
+
+    Also garbage step types: indices out of the table, or not numbers."""
     cli = Cli(store)
     cache = write_stats_cache(store)
     doc = json.loads(cache.read_text())
-    assert doc["contexts"]["ctx"][2]["step_count"] == 2
-    for garbage in ({}, {"step_count": "many", "revision": None}, {"revision": [1]}):
+    assert doc["contexts"]["ctx"][2][0] == 2  # step_count, the first of doc["keys"]
+    sound = doc["contexts"]["ctx"][2]
+    for garbage in ([], ["many", *sound[1:]], [*sound[:9], None, *sound[10:]], [[1]] * 14):
         doc["contexts"]["ctx"][2] = garbage
         cache.write_text(json.dumps(doc))
         for args in [("stats",), ("contexts", "list"), ("info",), ("trash", "list")]:
@@ -776,6 +781,14 @@ def test_a_stats_cache_that_lies_is_not_believed_blindly(store: Path, outside: P
         assert json.loads(cli("stats", "--json").stdout)["ctx"]["step_count"] == 2
         listed = json.loads(cli("contexts", "list", "--json").stdout)
         assert [(c["name"], c["revision"]) for c in listed] == [("ctx", 2)]
+    doc["contexts"]["ctx"][2] = sound
+    for types in ([99], ["x"], None, [-1]):
+        doc["contexts"]["ctx"][3] = types
+        cache.write_text(json.dumps(doc))
+        assert "total (1)" in cli("stats").stdout
+        manager = regman.RegistryManager(store)  # the types come from the head
+        assert manager.distinct_step_types() == manager.step_types("ctx") != []
+        assert json.loads(cli("stats", "--json").stdout)["ctx"]["step_count"] == 2
 
 
 def test_a_marker_with_a_null_version_is_damage_not_an_old_store(store: Path) -> None:

@@ -78,8 +78,8 @@ def test_the_cache_is_rewritten_when_many_heads_changed(filled: Path) -> None:
         writer.register_specs(f"ctx{i:02d}", {"t": make_spec("T")})
     RegistryManager(store_path).get_context_stats()
     doc = json.loads(cache_file(store_path).read_bytes())
-    assert doc["format_version"] == 2
-    assert {name: entry[2]["step_count"] for name, entry in doc["contexts"].items()} == {
+    assert doc["format_version"] == 2 and doc["keys"][0] == "step_count"
+    assert {name: entry[2][0] for name, entry in doc["contexts"].items()} == {
         f"ctx{i:02d}": 2 for i in range(40)
     }
 
@@ -96,6 +96,8 @@ def test_the_cache_is_rewritten_when_many_heads_changed(filled: Path) -> None:
         b'{"format_version": 2, "contexts": []}',
         b'{"format_version": 2, "contexts": {"ctx00": [1, 2]}}',
         b'{"format_version": 2, "contexts": {"ctx00": "x", "ctx01": [null, true, 5]}}',
+        b'{"format_version": 2, "summary_version": 2, "keys": [], "contexts": {}}',
+        b'{"format_version": 2, "summary_version": 2, "keys": 1, "step_types": {}}',
         b"[" * 100_000 + b"]" * 100_000,
         b"\xff\xfe\x00",
     ],
@@ -113,7 +115,7 @@ def test_a_cache_entry_with_a_stale_token_is_not_used(filled: Path) -> None:
     RegistryManager(store_path).get_context_stats()
     doc = json.loads(cache_file(store_path).read_bytes())
     doc["contexts"]["ctx00"][0] = [1, 2, 3]  # a token no head has
-    doc["contexts"]["ctx00"][2]["step_count"] = 999
+    doc["contexts"]["ctx00"][2][0] = 999  # step_count
     cache_file(store_path).write_text(json.dumps(doc))
     assert RegistryManager(store_path).get_context_stats()["ctx00"]["step_count"] == 1
 

@@ -30,7 +30,6 @@ from regman.store import STAT_KEYS
 
 # The table's counter columns: every counter of the index but the required-dependency one.
 _COUNTS = tuple(k for k in STAT_KEYS if k.endswith("_count") and not k.startswith("required"))
-_DISTINCT_TYPES_LIMIT = 1000
 
 
 @app.command()
@@ -75,13 +74,8 @@ def stats(
         "",
     ]
     # Step types are counted once however many contexts use them (dev and production
-    # share theirs); above _DISTINCT_TYPES_LIMIT contexts that costs too many reads.
-    types_column = 1 + _COUNTS.index("step_type_count")
-    if len(all_stats) <= _DISTINCT_TYPES_LIMIT:
-        distinct = {t for name in all_stats for t in manager.step_types(name)}
-        totals[types_column] = len(distinct)
-    else:
-        totals[types_column] = "-"
+    # share theirs).
+    totals[1 + _COUNTS.index("step_type_count")] = len(manager.distinct_step_types(all_stats))
     print_table(
         [
             "context",

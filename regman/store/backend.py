@@ -111,6 +111,29 @@ class Backend(abc.ABC):
     def write_cache(self, name: str, data: bytes) -> None:  # noqa: B027 (optional)
         """Best effort: a cache that cannot be written is simply not used."""
 
+    # -- the summary, where writers keep it (see ``summary``) -----------------------------
+    # True where reading a head costs a request: writers then keep the summary current
+    # under compare-and-swap (``read_summary``/``swap_summary``); False where a head
+    # costs a stat, and readers rewrite it through ``write_cache``.
+    writers_keep_summary = False
+    # How long a listing may be reused by the process that made it (the head TTL).
+    listing_ttl = 0.0
+
+    def read_summary(self, limit: int, *, local: bool = False) -> tuple[bytes, str] | None:
+        """The summary and its version (None: there is none yet).
+
+        ``local``: a copy this machine holds will do, if any; a swap against it fails
+        when it is stale, which costs a writer one request instead of two.
+        """
+        raise NotImplementedError
+
+    def swap_summary(self, data: bytes, expected: str | None) -> str | None:
+        """Replace the summary if its version is still ``expected`` (None: there is none).
+
+        The new version, or None, with nothing changed, when it moved.
+        """
+        raise NotImplementedError
+
     # -- coordination ------------------------------------------------------------------
     def writer_lock(self, context: str) -> contextlib.AbstractContextManager[None]:
         """Serialise writers of a context where the backend can (default: no lock)."""

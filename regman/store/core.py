@@ -17,7 +17,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,6 @@ from regman.store.backend import MAX_CACHE_BYTES, MAX_HEAD_BYTES, MAX_RECORD_BYT
 from regman.store.records import (
     FORMAT_VERSION,
     SNAPSHOT_EVERY,
-    STAT_KEYS,
     Change,
     Entry,
     Head,
@@ -49,14 +48,24 @@ from regman.store.records import (
     Removed,
     load_json_object,
 )
+from regman.store.summary import (
+    SUMMARY_NAME,
+    SummaryEntry,
+    entry_of,
+    plain_token,
+    supersedes,
+)
+from regman.store.summary import dump as dump_summary
+from regman.store.summary import parse as parse_summary
 from regman.store.timefmt import now_iso, parse_iso
 
 if TYPE_CHECKING:
     from regman.spec import StepSpecification
 
 COMMIT_ATTEMPTS = 12  # compare-and-swap retries before a writer gives up
-STATS_CACHE = "stats.json"
-_CACHE_REWRITE_AFTER = 32  # heads read afresh before a listing rewrites the cache
+STATS_CACHE = SUMMARY_NAME
+_CACHE_REWRITE_AFTER = 32  # heads read afresh before a listing rewrites the cache (folder)
+_SUMMARY_ATTEMPTS = 8  # a writer's tries at its summary entry before leaving it to readers
 
 
 @dataclass
@@ -215,6 +224,7 @@ class Store:
         self._records: dict[tuple[str, str, int], Record] = {}
         self._format_checked = False
         self._lock = threading.Lock()
+        self._listing: tuple[float, dict[str, SummaryEntry]] | None = None  # see _summaries
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
@@ -320,7 +330,7 @@ class Store:
     # -- listing and statistics ------------------------------------------------------------
     def list_contexts(self) -> list[str]:
         """Live contexts (cleared ones keep their history but are not listed)."""
-        return sorted(n for n, s in self._summaries().items() if not s["cleared"])
+        return sorted(n for n, e in self._summaries().items() if not e.cleared)
 
     def live_token(self, context: str) -> Hashable:
         """The context's token if it is live now, else None: one stat when its head is cached."""
@@ -344,67 +354,105 @@ class Store:
 
     def all_stats(self) -> dict[str, dict[str, Any]]:
         return {
-            name: {k: v for k, v in s.items() if k != "cleared"}
-            for name, s in sorted(self._summaries().items())
-            if not s["cleared"]
+            name: dict(e.stats) for name, e in sorted(self._summaries().items()) if not e.cleared
         }
+
+    def step_types_across(self, contexts: Iterable[str] | None = None) -> list[str]:
+        """The step types of live contexts (all, or ``contexts``), each once, from the summary."""
+        entries = self._summaries()
+        names = entries if contexts is None else contexts
+        return sorted(
+            {t for n in names if (e := entries.get(n)) and not e.cleared for t in e.step_types}
+        )
 
     def stats(self, context: str) -> dict[str, Any]:
         return self._live_head(context).stats()
 
-    def _summaries(self) -> dict[str, dict[str, Any]]:
-        """Every context's statistics, from a cache keyed by each head's token.
+    def _summaries(self) -> dict[str, SummaryEntry]:
+        """Every context's entry: the summary's where its token is the head's, else the head's.
 
-        On 10,000 contexts this is one cache read plus one token per context; only
-        heads whose token changed are parsed. Readers refresh the cache (best effort).
+        One listing and one summary read, plus a read of each head that changed without
+        its entry following (on a folder a stat per context is the listing's cost). A
+        listing is reused within the backend's ``listing_ttl`` unless this store wrote.
         """
         self.check_format()
-        cached = self._read_stats_cache()
-        fresh: dict[str, list[Any]] = {}
+        memo = self._listing
+        if memo is not None and time.monotonic() - memo[0] < self.backend.listing_ttl:
+            return memo[1]
+        cached, version = self._read_summary()
+        fresh: dict[str, SummaryEntry] = {}
         stale = 0
         for name in self.backend.list_heads():
             if not is_valid_name(name):
                 continue  # not regman's: doctor reports it
-            token = _plain(self.backend.head_token(name))
+            token = plain_token(self.backend.head_token(name))
             if token is None:
                 continue
             entry = cached.get(name)
-            if entry is not None and entry[0] == token:
-                fresh[name] = entry
-                continue
-            head = self.head(name)
-            if head is None:
-                continue
-            fresh[name] = [token, head.cleared, head.stats()]
-            stale += 1
-        if stale >= _CACHE_REWRITE_AFTER or (stale and len(cached) > len(fresh)):
-            self._write_stats_cache(fresh)
-        return {name: {"cleared": e[1], **e[2]} for name, e in fresh.items()}
+            if entry is None or entry.token != token:
+                head = self.head(name)
+                if head is None:
+                    continue
+                entry, stale = entry_of(token, head), stale + 1
+            fresh[name] = entry
+        self._refresh_summary(cached, fresh, stale, version)
+        self._listing = (time.monotonic(), fresh)
+        return fresh
 
-    def _read_stats_cache(self) -> dict[str, list[Any]]:
-        import json
-
-        raw = self.backend.read_cache(STATS_CACHE, MAX_CACHE_BYTES)
-        if raw is None:
-            return {}
+    def _read_summary(self) -> tuple[dict[str, SummaryEntry], str | None]:
+        if not self.backend.writers_keep_summary:
+            return parse_summary(self.backend.read_cache(SUMMARY_NAME, MAX_CACHE_BYTES)), None
         try:
-            doc = load_json_object(raw, STATS_CACHE)
-            contexts = doc["contexts"]
-            if doc.get("format_version") != FORMAT_VERSION or not isinstance(contexts, dict):
-                return {}
-            good = {}
-            for name, e in contexts.items():
-                if isinstance(e, list) and len(e) == 3 and _sound_stats(e[1], e[2]):
-                    good[name] = e
-            return good
-        except (StoreError, KeyError, TypeError, json.JSONDecodeError):
-            return {}
+            found = self.backend.read_summary(MAX_CACHE_BYTES)
+        except StoreError:
+            return {}, None
+        return ({}, None) if found is None else (parse_summary(found[0]), found[1])
 
-    def _write_stats_cache(self, entries: dict[str, list[Any]]) -> None:
-        import json
+    def _refresh_summary(
+        self,
+        cached: dict[str, SummaryEntry],
+        fresh: dict[str, SummaryEntry],
+        stale: int,
+        version: str | None,
+    ) -> None:
+        """A reader that found the summary behind writes it back, best effort.
 
-        doc = {"format_version": FORMAT_VERSION, "contexts": entries}
-        self.backend.write_cache(STATS_CACHE, json.dumps(doc, separators=(",", ":")).encode())
+        Where writers keep it, once and only if nobody changed it meanwhile (a writer's
+        newer entry is never overwritten); on a folder, after many fresh reads.
+        """
+        dropped = len(cached) > len(fresh)
+        if self.backend.writers_keep_summary:
+            if (stale or dropped) and self.backend.exists():
+                with contextlib.suppress(StoreError):
+                    self.backend.swap_summary(dump_summary(fresh), version)
+        elif stale >= _CACHE_REWRITE_AFTER or (stale and dropped):
+            self.backend.write_cache(SUMMARY_NAME, dump_summary(fresh))
+
+    def _note_in_summary(self, context: str, head: Head | None) -> None:
+        """A writer's part where writers keep the summary: its context's entry, under
+        compare-and-swap, a few tries (a summary behind costs readers requests, not truth)."""
+        self._listing = None
+        if not self.backend.writers_keep_summary:
+            return
+        token = self.backend.head_token(context)
+        entry = None if token is None or head is None else entry_of(token, head)
+        local = True  # the copy this machine last saw: often current, and then one request
+        with contextlib.suppress(StoreError):
+            for _ in range(_SUMMARY_ATTEMPTS):
+                found = self.backend.read_summary(MAX_CACHE_BYTES, local=local)
+                entries = {} if found is None else parse_summary(found[0])
+                if entry is None:
+                    if entries.pop(context, None) is None:
+                        return
+                elif supersedes(entries.get(context), entry):
+                    return
+                else:
+                    entries[context] = entry
+                data = dump_summary(entries)
+                if self.backend.swap_summary(data, None if found is None else found[1]):
+                    return
+                local = False
+                time.sleep(random.random() * 0.02)
 
     # -- revisions and history -------------------------------------------------------------
     def revision(self, context: str) -> int:
@@ -758,6 +806,7 @@ class Store:
     def _after_commit(self, context: str, head: Head, purge: set[str]) -> None:
         with contextlib.suppress(StoreError):  # else the next writer writes it from the head
             self.backend.create_object(record_key(context, head.revision), head.last.to_json())
+        self._note_in_summary(context, head)
         for step in sorted(purge):
             if step not in head.steps:
                 self.backend.delete_prefix(f"{context}/specs/{step}")
@@ -979,6 +1028,7 @@ class Store:
             self.backend.delete_prefix(f"{context}/{prefix}")
         if self.backend.swap_head(context, None, etag):  # else another writer finished it
             self.backend.delete_prefix(context)  # and may have created the context again
+            self._note_in_summary(context, None)
         self._heads.pop(context, None)
         self._records = {k: v for k, v in self._records.items() if k[0] != context}
 
@@ -1074,7 +1124,7 @@ class Store:
             head = self.head(name)
             if head is None or head.last.command == "purge":
                 continue
-            if summary["cleared"]:
+            if summary.cleared:
                 entries.append(TrashEntry(name, None, head.updated_at, head.revision))
                 continue
             for step, removed in head.removed.items():
@@ -1109,20 +1159,17 @@ class Store:
     # -- the store as a whole --------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         contexts = self._summaries()
+        live = {name: e.stats for name, e in sorted(contexts.items()) if not e.cleared}
         return {
             "store": self.location,
             "format_version": FORMAT_VERSION,
-            "contexts": sum(1 for s in contexts.values() if not s["cleared"]),
-            "cleared_contexts": sum(1 for s in contexts.values() if s["cleared"]),
-            "revisions": sum(s["revision"] for s in contexts.values()),
+            "contexts": len(live),
+            "cleared_contexts": len(contexts) - len(live),
+            "revisions": sum(e.revision for e in contexts.values()),
             "compatibility_rules": {
-                name: s["compatibility"]
-                for name, s in sorted(contexts.items())
-                if not s["cleared"] and s["compatibility"] != "NONE"
+                name: s["compatibility"] for name, s in live.items() if s["compatibility"] != "NONE"
             },
-            "read_only_contexts": sorted(
-                name for name, s in contexts.items() if not s["cleared"] and s["mode"] == "READONLY"
-            ),
+            "read_only_contexts": [name for name, s in live.items() if s["mode"] == "READONLY"],
             **self.backend.describe(),
         }
 
@@ -1230,27 +1277,6 @@ def apply_changes(steps: dict[str, Entry], changes: Mapping[str, Change]) -> Non
             steps.pop(step, None)
         else:
             steps[step] = change.entry
-
-
-def _sound_stats(cleared: Any, stats: Any) -> bool:
-    """A cached entry's values have the shape ``Head.stats`` gives (a cache is never trusted)."""
-    from regman.store.records import ACCESS_MODES, COMPATIBILITY_MODES
-
-    if type(cleared) is not bool or not isinstance(stats, dict) or set(stats) != set(STAT_KEYS):
-        return False
-    allowed = {"compatibility": COMPATIBILITY_MODES, "mode": ACCESS_MODES}
-    return all(
-        stats[k] in allowed[k]
-        if k in allowed
-        else isinstance(stats[k], str)
-        if k.endswith("_at")
-        else type(stats[k]) is int and stats[k] >= 0
-        for k in STAT_KEYS
-    )
-
-
-def _plain(token: Hashable) -> Any:
-    return list(token) if isinstance(token, tuple) else token
 
 
 def marker_bytes(version: int) -> bytes:

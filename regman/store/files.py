@@ -7,7 +7,7 @@ Layout (every file human-readable)::
     <root>/contexts/<ctx>/revisions/<n>.json          revision n (immutable)
     <root>/contexts/<ctx>/specs/<step>/<hash>.yaml    one version of a spec (immutable)
     <root>/locks/<ctx>.lock                           per-context writer lock
-    <root>/cache/stats.json                           derived; any reader may rebuild it
+    <root>/cache/summary.json                         derived; any reader may rebuild it
 
 Writers of a context are serialised by an OS file lock (filelock: flock on Unix,
 released by the kernel when a holder dies) plus a thread lock, so compare-and-swap

@@ -21,6 +21,7 @@ class MemoryBackend(Backend):
         self._objects: dict[str, bytes] = {}
         self._heads: dict[str, tuple[bytes, str]] = {}
         self._caches: dict[str, bytes] = {}
+        self._summary: tuple[bytes, str] | None = None
         self.marker_bytes: bytes | None = None
 
     def read_object(self, key: str, limit: int) -> bytes | None:
@@ -89,6 +90,18 @@ class MemoryBackend(Backend):
 
     def write_cache(self, name: str, data: bytes) -> None:
         self._caches[name] = data
+
+    def read_summary(self, limit: int, *, local: bool = False) -> tuple[bytes, str] | None:
+        found = self._summary
+        return None if found is None or len(found[0]) > limit else found
+
+    def swap_summary(self, data: bytes, expected: str | None) -> str | None:
+        with self._lock:
+            if (self._summary[1] if self._summary else None) != expected:
+                return None
+            version = hashlib.sha256(data).hexdigest()
+            self._summary = (bytes(data), version)
+            return version
 
     def read_marker(self) -> bytes | None:
         return self.marker_bytes

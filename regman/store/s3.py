@@ -6,7 +6,7 @@ Layout under the prefix (every object plain JSON or YAML)::
     heads/<ctx>.json                         a context's head: the only object ever replaced
     contexts/<ctx>/revisions/<n>.json        revision n (immutable)
     contexts/<ctx>/specs/<step>/<hash>.yaml  one version of a spec (immutable)
-    cache/stats.json                         derived: every context's statistics by head ETag
+    cache/summary.json                       derived: every context's statistics by head ETag
 
 S3 has no lock, so correctness comes from conditional writes alone, as Terraform's
 S3 backend does it: objects are created with ``If-None-Match: *`` and a head moves
@@ -166,6 +166,7 @@ class S3Backend(Backend):
     # (32 writers on one context exhausted 64).
     commit_attempts = 128
     commit_backoff = 0.5
+    writers_keep_summary = True  # a head read is a request: listings must not read them
 
     def __init__(
         self,
@@ -187,6 +188,7 @@ class S3Backend(Backend):
             else head_ttl
         )
         self.leftover_grace = DEFAULT_LEFTOVER_GRACE if leftover_grace is None else leftover_grace
+        self.listing_ttl = self.head_ttl  # a listing is as fresh as the heads it saw
         self.cache = LocalCache(cache_dir or default_cache_dir(self.location))
         self._heads: dict[str, _HeadState] = {}
         self._state_lock = threading.Lock()
@@ -542,6 +544,29 @@ class S3Backend(Backend):
         with contextlib.suppress(Exception):
             answer = self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
             self.cache.put(full, str(answer.get("ETag", "")), data)
+
+    def read_summary(self, limit: int, *, local: bool = False) -> tuple[bytes, str] | None:
+        full = self._summary_key()
+        if local and (copy := self.cache.get(full, limit)) is not None:
+            return copy[1], copy[0]
+        found = self._get(full, limit)
+        return None if found is None or not found[1] else (found[0], found[1])
+
+    def swap_summary(self, data: bytes, expected: str | None) -> str | None:
+        full = self._summary_key()
+        kw: dict[str, Any] = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+        try:
+            answer = self._call("put_object", full, Body=data, **kw)
+        except _Answer:
+            self.cache.drop(full)  # stale: the next try downloads it
+            return None
+        etag = str(answer.get("ETag", ""))
+        if etag:
+            self.cache.put(full, etag, data)
+        return etag or None
+
+    def _summary_key(self) -> str:
+        return f"{self._base}cache/summary.json"
 
     def read_marker(self) -> bytes | None:
         if self._marker is None:

@@ -8,6 +8,7 @@ with a hint, and the cheap-read design (requests per read).
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from regman.cli import app
 from regman.errors import StoreError
 from regman.store import S3Store, open_store
 from regman.store.s3 import S3Backend, count_requests, parse_url
+from regman.store.summary import parse as parse_summary
 from tests.conftest import EXAMPLES, make_spec
 from tests.s3server import S3BackendFactory, S3Server, make_client
 
@@ -187,22 +189,104 @@ def test_a_new_process_rereads_an_unchanged_context_with_304s(
     assert sent() <= 3, backend.requests
 
 
-def test_listing_many_contexts_takes_a_fixed_number_of_requests(
+def written_by_four_machines(url: str, tmp_path: Path, contexts: int) -> None:
+    """``contexts`` contexts, each written by one of four writers with caches of their own."""
+    for i in range(contexts):
+        writer = S3Store(url, cache_dir=str(tmp_path / f"writer-{contexts}-{i % 4}"))
+        writer.put_spec(f"ctx-{i:03d}", "s", make_spec(f"Type{i % 7}"))
+
+
+def requests_of_a_new_machine(url: str, tmp_path: Path, name: str) -> dict[str, int]:
+    """Requests of each listing command on a machine that had nothing cached, each call a
+    new process (a new store: no listing reused)."""
+    counts = {}
+    for what, call in [
+        ("list", lambda m: m.list_contexts()),
+        ("stats", lambda m: m.get_context_stats()),
+        ("types", lambda m: m.distinct_step_types()),
+        ("info", lambda m: m.store.info()),
+    ]:
+        store = S3Store(url, cache_dir=str(tmp_path / name))
+        sent = count_requests(store.backend)  # type: ignore[arg-type]
+        call(regman.RegistryManager(store))
+        counts[what] = sent()
+    return counts
+
+
+def test_a_new_machine_lists_a_store_in_requests_that_do_not_grow_with_its_contexts(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    """Writers keep the summary current: no reader ever refreshed it, and a machine that
+    never saw the store lists 8 or 60 contexts with the marker, one LIST, one summary GET."""
+    counts = {}
+    for contexts in (8, 60):
+        url = s3_env.url()
+        written_by_four_machines(url, tmp_path, contexts)
+        counts[contexts] = requests_of_a_new_machine(url, tmp_path, f"new-{contexts}")
+        fresh = S3Store(url, cache_dir=str(tmp_path / f"check-{contexts}"))
+        assert len(fresh.list_contexts()) == contexts
+        assert len(regman.RegistryManager(fresh).distinct_step_types()) == 7
+    assert counts[8] == counts[60], counts
+    assert max(counts[60].values()) <= 3, counts  # the marker, one LIST, the summary
+
+
+def test_a_listing_is_reused_within_the_head_ttl_unless_this_process_wrote(
     s3_env: S3Server, tmp_path: Path
 ) -> None:
     url = s3_env.url()
-    writer = S3Store(url, cache_dir=str(tmp_path / "w"))
-    for i in range(60):
-        writer.create_context(f"ctx-{i:03d}")
-    assert len(S3Store(url, cache_dir=str(tmp_path / "warm")).list_contexts()) == 60
-    fresh = S3Store(url, cache_dir=str(tmp_path / "new-machine"))  # nothing cached locally
+    store = S3Store(url, cache_dir=str(tmp_path / "c"), head_ttl=60)
+    store.create_context("a")
+    backend: Any = store.backend
+    assert store.list_contexts() == ["a"]
+    sent = count_requests(backend)
+    assert store.all_stats().keys() == {"a"} and store.step_types_across() == []
+    assert sent() == 0
+    store.create_context("b")  # its own write is seen at once
+    assert store.list_contexts() == ["a", "b"]
+
+
+def test_a_summary_behind_the_heads_is_brought_up_to_date_by_a_reader(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    """Contexts written by a version that kept no summary (or writers that gave up): the
+    first reader reads those heads once and writes the summary back; the next needs none."""
+    url = s3_env.url()
+    written_by_four_machines(url, tmp_path, 12)
+    S3Store(url, cache_dir=str(tmp_path / "x")).backend.client.delete_object(  # type: ignore[attr-defined]
+        Bucket=s3_env.bucket, Key=url.split("/", 3)[3] + "/cache/summary.json"
+    )
+    first = requests_of_a_new_machine(url, tmp_path, "first")
+    second = requests_of_a_new_machine(url, tmp_path, "second")
+    assert first["list"] >= 12 and second["list"] <= 3, (first, second)
+
+
+def test_concurrent_writers_of_different_contexts_keep_every_entry(
+    s3_env: S3Server, tmp_path: Path
+) -> None:
+    """Eight writers race for the one summary object; each entry that lands is the head's,
+    and a reader's numbers are right whether or not every writer's entry landed."""
+    url = s3_env.url()
+    S3Store(url, cache_dir=str(tmp_path / "setup")).create_context("seed")
+
+    def write(i: int) -> None:
+        store = S3Store(url, cache_dir=str(tmp_path / f"w{i}"))
+        for n in range(6):
+            store.put_spec(f"ctx-{i}", f"s{n}", make_spec(f"T{i}-{n}"))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    fresh = S3Store(url, cache_dir=str(tmp_path / "reader"))
     backend: Any = fresh.backend
-    sent = count_requests(backend)
-    assert len(fresh.list_contexts()) == 60
-    assert sent() <= 3, backend.requests  # the marker, one LIST, the shared statistics
-    sent = count_requests(backend)
-    assert len(fresh.all_stats()) == 60
-    assert sent() <= 2, backend.requests  # one LIST, the statistics again (a 304)
+    found = backend.read_summary(1 << 24)
+    entries = parse_summary(found[0])
+    stale = [n for n in entries if entries[n].token != backend.head_token(n)]
+    stats = fresh.all_stats()
+    assert {n: s["step_count"] for n, s in stats.items()} == {
+        "seed": 0,
+        **{f"ctx-{i}": 6 for i in range(8)},
+    }
+    assert len(fresh.step_types_across()) == 48
+    assert stale == [] and set(entries) == set(stats), stale
 
 
 # -- the whole store through the command line --------------------------------------------------

@@ -40,6 +40,8 @@ from regman.store import Store
 from regman.store.core import spec_hash, stored_text
 from regman.store.files import FileBackend
 from regman.store.memory import MemoryBackend
+from regman.store.summary import parse as parse_summary
+from regman.store.summary import plain_token
 from tests.conftest import make_spec
 from tests.store.conftest import MinimalBackend
 
@@ -130,8 +132,10 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.folder = tempfile.mkdtemp(prefix="regman-sm-")
-        if self.backend_kind in ("memory", "minimal"):
-            shared = MemoryBackend() if self.backend_kind == "memory" else MinimalBackend()
+        if self.backend_kind in ("memory", "minimal", "summary"):
+            shared = MinimalBackend() if self.backend_kind == "minimal" else MemoryBackend()
+            # "summary": writers keep the summary, as on S3 (a head read is a request there)
+            shared.writers_keep_summary = self.backend_kind == "summary"
             self.stores = [Store(shared), Store(shared)]
         else:
             root = os.path.join(self.folder, "store")
@@ -410,6 +414,7 @@ class StoreMachine(RuleBasedStateMachine):
     # -- invariants ----------------------------------------------------------------------
     @invariant()
     def contexts_and_stats_agree(self) -> None:
+        self.writers_kept_the_summary_current()  # first: a listing brings it up to date
         for store in self.stores:
             live = sorted(n for n, c in self.model.items() if not c.cleared)
             assert store.list_contexts() == live
@@ -425,6 +430,20 @@ class StoreMachine(RuleBasedStateMachine):
                 assert stats[name]["output_count"] == sum(
                     len(SPECS[i].outputs) for i in steps.values()
                 )
+            assert store.step_types_across() == sorted(
+                {SPECS[i].step_type for n in live for i in self.model[n].steps.values()}
+            )
+
+    def writers_kept_the_summary_current(self) -> None:
+        """Where writers keep it, every head's entry is current after every change (one
+        writer at a time: its compare-and-swap never loses), so readers read no head."""
+        backend = self.stores[0].backend
+        if not backend.writers_keep_summary:
+            return
+        found = backend.read_summary(1 << 30)
+        entries = parse_summary(found[0]) if found else {}
+        for name in backend.list_heads():
+            assert entries[name].token == plain_token(backend.head_token(name)), name
 
     @invariant()
     def history_is_dense_and_replays(self) -> None:
@@ -487,6 +506,10 @@ class MinimalStoreMachine(StoreMachine):
     backend_kind = "minimal"
 
 
+class SummaryStoreMachine(StoreMachine):
+    backend_kind = "summary"
+
+
 SETTINGS = settings(
     max_examples=400 if STRESS else 40,
     stateful_step_count=60 if STRESS else 25,
@@ -496,6 +519,8 @@ SETTINGS = settings(
 StoreMachine.TestCase.settings = SETTINGS
 FileStoreMachine.TestCase.settings = SETTINGS
 MinimalStoreMachine.TestCase.settings = SETTINGS
+SummaryStoreMachine.TestCase.settings = SETTINGS
 TestMemoryStoreAgainstModel = StoreMachine.TestCase
 TestFileStoreAgainstModel = FileStoreMachine.TestCase
 TestMinimalBackendStoreAgainstModel = MinimalStoreMachine.TestCase
+TestWritersKeepTheSummaryAgainstModel = SummaryStoreMachine.TestCase

@@ -1,0 +1,145 @@
+"""Every context's statistics and step types in one object (``cache/summary.json``).
+
+Listing a store, or counting its step types, then reads one object instead of every
+context's head. Each entry carries the head token it was computed from, and an entry
+whose token is not the head's current one is never used (the head is read instead):
+the summary may be stale, damaged or missing without giving a wrong number.
+
+It is kept current in one of two ways, chosen by the backend (``writers_keep_summary``):
+on a folder, where checking a head costs a stat, readers rewrite it when many heads
+changed; on S3, where reading a head costs a request, each writer updates its context's
+entry under compare-and-swap after its commit, so a new machine lists 1,000 contexts
+in a fixed number of requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from regman.errors import StoreError
+from regman.store.records import (
+    ACCESS_MODES,
+    COMPATIBILITY_MODES,
+    FORMAT_VERSION,
+    STAT_KEYS,
+    load_json_object,
+)
+
+if TYPE_CHECKING:
+    from regman.store.records import Head
+
+SUMMARY_NAME = "summary.json"  # stats.json held the unversioned first form
+SUMMARY_VERSION = 2  # entries as value lists in STAT_KEYS order, step types interned
+
+
+@dataclass(frozen=True)
+class SummaryEntry:
+    """One context as a listing needs it."""
+
+    token: Any  # the head token as JSON gives it back (a tuple becomes a list)
+    cleared: bool
+    stats: dict[str, Any]
+    step_types: tuple[str, ...]
+
+    @property
+    def revision(self) -> int:
+        return int(self.stats["revision"])
+
+
+def plain_token(token: Hashable) -> Any:
+    """A head token as it survives a JSON round trip, so cached and fresh ones compare."""
+    return list(token) if isinstance(token, tuple) else token
+
+
+def entry_of(token: Hashable, head: Head) -> SummaryEntry:
+    return SummaryEntry(plain_token(token), head.cleared, head.stats(), tuple(head.step_types()))
+
+
+def dump(entries: Mapping[str, SummaryEntry]) -> bytes:
+    types = sorted({t for e in entries.values() for t in e.step_types})
+    index = {t: i for i, t in enumerate(types)}
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "summary_version": SUMMARY_VERSION,
+        "keys": list(STAT_KEYS),
+        "step_types": types,
+        "contexts": {
+            name: [
+                e.token,
+                e.cleared,
+                [e.stats[k] for k in STAT_KEYS],
+                [index[t] for t in e.step_types],
+            ]
+            for name, e in sorted(entries.items())
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def parse(raw: bytes | None) -> dict[str, SummaryEntry]:
+    """The sound entries of a summary; nothing from one of another version or damaged."""
+    if raw is None:
+        return {}
+    try:
+        doc = load_json_object(raw, SUMMARY_NAME)
+        if (
+            doc.get("format_version") != FORMAT_VERSION
+            or doc.get("summary_version") != SUMMARY_VERSION
+            or doc.get("keys") != list(STAT_KEYS)
+        ):
+            return {}
+        types, contexts = doc["step_types"], doc["contexts"]
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            return {}
+        if not isinstance(contexts, dict):
+            return {}
+        found = {}
+        for name, e in contexts.items():
+            entry = _entry(e, types)
+            if entry is not None:
+                found[name] = entry
+        return found
+    except (StoreError, KeyError, TypeError, ValueError):
+        return {}
+
+
+def _entry(e: Any, types: list[str]) -> SummaryEntry | None:
+    if not isinstance(e, list) or len(e) != 4:
+        return None
+    token, cleared, values, indices = e
+    if not isinstance(values, list) or len(values) != len(STAT_KEYS):
+        return None
+    stats = dict(zip(STAT_KEYS, values, strict=True))
+    if not sound_stats(cleared, stats) or not isinstance(indices, list):
+        return None
+    if not all(type(i) is int and 0 <= i < len(types) for i in indices):
+        return None
+    return SummaryEntry(token, cleared, stats, tuple(types[i] for i in indices))
+
+
+def sound_stats(cleared: Any, stats: Mapping[str, Any]) -> bool:
+    """Values of the shape ``Head.stats`` gives (a summary is never trusted)."""
+    if type(cleared) is not bool or set(stats) != set(STAT_KEYS):
+        return False
+    allowed = {"compatibility": COMPATIBILITY_MODES, "mode": ACCESS_MODES}
+    return all(
+        stats[k] in allowed[k]
+        if k in allowed
+        else isinstance(stats[k], str)
+        if k.endswith("_at")
+        else type(stats[k]) is int and stats[k] >= 0
+        for k in STAT_KEYS
+    )
+
+
+def supersedes(current: SummaryEntry | None, entry: SummaryEntry) -> bool:
+    """Whether ``current`` already describes ``entry``'s context at or after its revision
+    (a writer that lost the summary's race to a later writer of its context stops)."""
+    return (
+        current is not None
+        and current.stats["created_at"] == entry.stats["created_at"]
+        and current.revision >= entry.revision
+    )
