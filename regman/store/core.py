@@ -53,10 +53,10 @@ from regman.store.summary import (
     SummaryEntry,
     entry_of,
     plain_token,
-    supersedes,
 )
 from regman.store.summary import dump as dump_summary
 from regman.store.summary import parse as parse_summary
+from regman.store.summary import with_entry as summary_with_entry
 from regman.store.timefmt import now_iso, parse_iso
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 COMMIT_ATTEMPTS = 12  # compare-and-swap retries before a writer gives up
 STATS_CACHE = SUMMARY_NAME
 _CACHE_REWRITE_AFTER = 32  # heads read afresh before a listing rewrites the cache (folder)
-_SUMMARY_ATTEMPTS = 8  # a writer's tries at its summary entry before leaving it to readers
+_SUMMARY_ATTEMPTS = 16  # a writer's tries at its summary entry before leaving it to readers
 
 
 @dataclass
@@ -438,21 +438,15 @@ class Store:
         entry = None if token is None or head is None else entry_of(token, head)
         local = True  # the copy this machine last saw: often current, and then one request
         with contextlib.suppress(StoreError):
-            for _ in range(_SUMMARY_ATTEMPTS):
+            for attempt in range(_SUMMARY_ATTEMPTS):
                 found = self.backend.read_summary(MAX_CACHE_BYTES, local=local)
-                entries = {} if found is None else parse_summary(found[0])
-                if entry is None:
-                    if entries.pop(context, None) is None:
-                        return
-                elif supersedes(entries.get(context), entry):
-                    return
-                else:
-                    entries[context] = entry
-                data = dump_summary(entries)
+                data = summary_with_entry(None if found is None else found[0], context, entry)
+                if data is None:
+                    return  # it already says this, or something later
                 if self.backend.swap_summary(data, None if found is None else found[1]):
                     return
                 local = False
-                time.sleep(random.random() * 0.02)
+                time.sleep(min(0.1, 0.002 * 2**attempt) * random.random())
 
     # -- revisions and history -------------------------------------------------------------
     def revision(self, context: str) -> int:

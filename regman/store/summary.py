@@ -58,52 +58,83 @@ def entry_of(token: Hashable, head: Head) -> SummaryEntry:
     return SummaryEntry(plain_token(token), head.cleared, head.stats(), tuple(head.step_types()))
 
 
-def dump(entries: Mapping[str, SummaryEntry]) -> bytes:
-    types = sorted({t for e in entries.values() for t in e.step_types})
-    index = {t: i for i, t in enumerate(types)}
-    doc = {
+def _empty() -> dict[str, Any]:
+    return {
         "format_version": FORMAT_VERSION,
         "summary_version": SUMMARY_VERSION,
         "keys": list(STAT_KEYS),
-        "step_types": types,
-        "contexts": {
-            name: [
-                e.token,
-                e.cleared,
-                [e.stats[k] for k in STAT_KEYS],
-                [index[t] for t in e.step_types],
-            ]
-            for name, e in sorted(entries.items())
-        },
+        "step_types": [],
+        "contexts": {},
     }
+
+
+def dump(entries: Mapping[str, SummaryEntry]) -> bytes:
+    doc = _empty()
+    doc["step_types"] = types = sorted({t for e in entries.values() for t in e.step_types})
+    index = {t: i for i, t in enumerate(types)}
+    doc["contexts"] = {name: _encode(e, index) for name, e in sorted(entries.items())}
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _encode(e: SummaryEntry, index: Mapping[str, int]) -> list[Any]:
+    return [e.token, e.cleared, [e.stats[k] for k in STAT_KEYS], [index[t] for t in e.step_types]]
+
+
+def with_entry(raw: bytes | None, context: str, entry: SummaryEntry | None) -> bytes | None:
+    """``raw`` with ``context``'s entry replaced (``entry`` None: taken out), or None when
+    there is nothing to do (it already describes that revision or a later one).
+
+    Only that entry is decoded, so a writer pays a JSON round trip, not the checks of a
+    thousand other entries (readers check each entry they use). Step types are appended
+    to the table, never renumbered; a reader's rewrite drops the ones no entry uses.
+    """
+    doc = _document(raw)
+    types: list[str] = doc["step_types"]
+    contexts: dict[str, Any] = doc["contexts"]
+    if entry is None:
+        if contexts.pop(context, None) is None:
+            return None
+    elif supersedes(_entry(contexts.get(context), types), entry):
+        return None
+    else:
+        index = {t: i for i, t in enumerate(types)}
+        for t in entry.step_types:
+            if t not in index:
+                index[t] = len(types)
+                types.append(t)
+        contexts[context] = _encode(entry, index)
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _document(raw: bytes | None) -> dict[str, Any]:
+    """The summary as JSON, if its header and tables are sound; else an empty one."""
+    if raw is None:
+        return _empty()
+    try:
+        doc = load_json_object(raw, SUMMARY_NAME)
+    except (StoreError, ValueError):
+        return _empty()
+    sound = (
+        doc.get("format_version") == FORMAT_VERSION
+        and doc.get("summary_version") == SUMMARY_VERSION
+        and doc.get("keys") == list(STAT_KEYS)
+        and isinstance(doc.get("step_types"), list)
+        and all(isinstance(t, str) for t in doc["step_types"])
+        and isinstance(doc.get("contexts"), dict)
+    )
+    return doc if sound else _empty()
 
 
 def parse(raw: bytes | None) -> dict[str, SummaryEntry]:
     """The sound entries of a summary; nothing from one of another version or damaged."""
-    if raw is None:
-        return {}
-    try:
-        doc = load_json_object(raw, SUMMARY_NAME)
-        if (
-            doc.get("format_version") != FORMAT_VERSION
-            or doc.get("summary_version") != SUMMARY_VERSION
-            or doc.get("keys") != list(STAT_KEYS)
-        ):
-            return {}
-        types, contexts = doc["step_types"], doc["contexts"]
-        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            return {}
-        if not isinstance(contexts, dict):
-            return {}
-        found = {}
-        for name, e in contexts.items():
-            entry = _entry(e, types)
-            if entry is not None:
-                found[name] = entry
-        return found
-    except (StoreError, KeyError, TypeError, ValueError):
-        return {}
+    doc = _document(raw)
+    types = doc["step_types"]
+    found = {}
+    for name, e in doc["contexts"].items():
+        entry = _entry(e, types)
+        if entry is not None:
+            found[name] = entry
+    return found
 
 
 def _entry(e: Any, types: list[str]) -> SummaryEntry | None:

@@ -128,7 +128,7 @@ def main() -> None:
         rows = (
             ("contexts list", ("contexts", "list")),
             ("stats --json", ("stats", "--json")),
-            ("stats", ("stats",)),  # the table's distinct step types read every head
+            ("stats", ("stats",)),  # with the distinct step types, from the summary too
         )
         for name, args in rows:
             shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)

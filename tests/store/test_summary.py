@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from regman.store import Store
 from regman.store.memory import MemoryBackend
 from regman.store.records import ACCESS_MODES, COMPATIBILITY_MODES, STAT_KEYS
-from regman.store.summary import SummaryEntry, dump, parse, plain_token, supersedes
+from regman.store.summary import (
+    SummaryEntry,
+    dump,
+    parse,
+    plain_token,
+    supersedes,
+    with_entry,
+)
 from tests.conftest import make_spec
 
 names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
@@ -42,6 +49,23 @@ entries = st.builds(
 @given(st.dictionaries(names, entries, max_size=8))
 def test_a_round_trip_keeps_every_entry(found: dict[str, SummaryEntry]) -> None:
     assert parse(dump(found)) == found
+
+
+@given(st.dictionaries(names, entries, max_size=6), names, entries | st.none())
+def test_a_writer_changes_its_own_entry_and_no_other(
+    found: dict[str, SummaryEntry], context: str, entry: SummaryEntry | None
+) -> None:
+    after = with_entry(dump(found), context, entry)
+    expected = dict(found)
+    if entry is None:
+        expected.pop(context, None)
+    else:
+        expected[context] = entry
+    if after is None:  # nothing to do: gone already, or it says that revision or later
+        assert context not in found if entry is None else supersedes(found.get(context), entry)
+    else:
+        assert parse(after) == expected
+        assert parse(dump(parse(after))) == expected  # a reader's rewrite keeps it
 
 
 json_values: Any = st.recursive(
