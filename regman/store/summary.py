@@ -138,32 +138,40 @@ def parse(raw: bytes | None) -> dict[str, SummaryEntry]:
 
 
 def _entry(e: Any, types: list[str]) -> SummaryEntry | None:
-    if not isinstance(e, list) or len(e) != 4:
+    if type(e) is not list or len(e) != 4:
         return None
     token, cleared, values, indices = e
-    if not isinstance(values, list) or len(values) != len(STAT_KEYS):
-        return None
-    stats = dict(zip(STAT_KEYS, values, strict=True))
-    if not sound_stats(cleared, stats) or not isinstance(indices, list):
+    if type(cleared) is not bool or not sound_values(values) or type(indices) is not list:
         return None
     if not all(type(i) is int and 0 <= i < len(types) for i in indices):
         return None
+    stats = dict(zip(STAT_KEYS, values, strict=True))
     return SummaryEntry(token, cleared, stats, tuple(types[i] for i in indices))
 
 
-def sound_stats(cleared: Any, stats: Mapping[str, Any]) -> bool:
-    """Values of the shape ``Head.stats`` gives (a summary is never trusted)."""
-    if type(cleared) is not bool or set(stats) != set(STAT_KEYS):
+# What each statistic may be, by position in STAT_KEYS: a count, a time, one of some words.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "compatibility": COMPATIBILITY_MODES,
+    "mode": ACCESS_MODES,
+}
+_SHAPES = tuple(_CHOICES.get(k, "time" if k.endswith("_at") else "count") for k in STAT_KEYS)
+
+
+def sound_values(values: Any) -> bool:
+    """Statistics (in STAT_KEYS order) of the shape ``Head.stats`` gives: a summary is
+    never trusted, and this runs for every entry of every listing."""
+    if type(values) is not list or len(values) != len(_SHAPES):
         return False
-    allowed = {"compatibility": COMPATIBILITY_MODES, "mode": ACCESS_MODES}
-    return all(
-        stats[k] in allowed[k]
-        if k in allowed
-        else isinstance(stats[k], str)
-        if k.endswith("_at")
-        else type(stats[k]) is int and stats[k] >= 0
-        for k in STAT_KEYS
-    )
+    for v, shape in zip(values, _SHAPES, strict=True):
+        if shape == "count":
+            if type(v) is not int or v < 0:
+                return False
+        elif shape == "time":
+            if type(v) is not str:
+                return False
+        elif type(v) is not str or v not in shape:
+            return False
+    return True
 
 
 def supersedes(current: SummaryEntry | None, entry: SummaryEntry) -> bool:
