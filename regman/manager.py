@@ -443,9 +443,13 @@ class RegistryManager:
             raise ContextNotFoundError(context_name)
         return head.step_types()
 
-    def get_context_stats(self) -> dict[str, dict[str, Any]]:
-        """``{context: {"step_count": n, "step_type_count": m, ...}}`` from the indexes."""
-        return self.store.all_stats()
+    def get_context_stats(self, *, with_step_types: bool = False) -> dict[str, dict[str, Any]]:
+        """``{context: {"step_count": n, "step_type_count": m, ...}}`` from the indexes.
+
+        ``with_step_types``: each context's also has ``"step_types"``, its distinct step
+        types sorted, from the same listing (one pass over a store of 10,000 contexts).
+        """
+        return self.store.all_stats(with_step_types=with_step_types)
 
     def distinct_step_types(self, context_names: Iterable[str] | None = None) -> list[str]:
         """The step types used across contexts (all live ones, or those named), each once.

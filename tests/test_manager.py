@@ -102,6 +102,21 @@ def test_context_statistics(manager: RegistryManager) -> None:
         "TabularPreprocessing",
         "XGBoostTraining",
     ]
+    with_types = manager.get_context_stats(with_step_types=True)["training_pipeline"]
+    assert with_types == {**stats, "step_types": registry.list_step_types()}
+
+
+def test_distinct_step_types_count_each_type_once_across_contexts(isolated_store: Path) -> None:
+    manager = RegistryManager(isolated_store)
+    manager.register_specs("dev", {"a": make_spec("A"), "b": make_spec("B")})
+    manager.register_specs("prod", {"a": make_spec("A"), "c": make_spec("C")})
+    manager.register_specs("gone", {"d": make_spec("D")})
+    manager.clear_context("gone")
+    assert manager.distinct_step_types() == ["A", "B", "C"]  # a cleared context counts not
+    assert manager.distinct_step_types(["prod"]) == ["A", "C"]
+    assert manager.distinct_step_types(["prod", "nosuch"]) == ["A", "C"]
+    total = sum(s["step_type_count"] for s in manager.get_context_stats().values())
+    assert total == 4  # what summing per-context counts would say
 
 
 def test_module_level_stats_shape(isolated_store: Path) -> None:

@@ -48,7 +48,7 @@ def stats(
     from regman.names import validate_name
 
     manager = open_manager()
-    all_stats = manager.get_context_stats()
+    all_stats = manager.get_context_stats(with_step_types=not as_json)
     if contexts:
         for name in contexts:
             validate_name(name, "context")
@@ -75,7 +75,8 @@ def stats(
     ]
     # Step types are counted once however many contexts use them (dev and production
     # share theirs).
-    totals[1 + _COUNTS.index("step_type_count")] = len(manager.distinct_step_types(all_stats))
+    distinct = {t for s in all_stats.values() for t in s["step_types"]}
+    totals[1 + _COUNTS.index("step_type_count")] = len(distinct)
     print_table(
         [
             "context",

@@ -114,13 +114,14 @@ class Backend(abc.ABC):
     # -- the summary, where writers keep it (see ``summary``) -----------------------------
     # True where reading a head costs a request: writers then keep the summary current
     # under compare-and-swap (``read_summary``/``swap_summary``); False where a head
-    # costs a stat, and readers rewrite it through ``write_cache``.
+    # costs a stat, and readers rewrite it through ``write_cache``. Where True, a head's
+    # ``head_token`` is the version ``read_head`` reports (both name what was written).
     writers_keep_summary = False
     # How long a listing may be reused by the process that made it (the head TTL).
     listing_ttl = 0.0
 
     def read_summary(self, limit: int, *, local: bool = False) -> tuple[bytes, str] | None:
-        """The summary and its version (None: there is none yet).
+        """The summary and its version (None: there is none yet; StoreError over ``limit``).
 
         ``local``: a copy this machine holds will do, if any; a swap against it fails
         when it is stale, which costs a writer one request instead of two.

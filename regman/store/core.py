@@ -352,10 +352,15 @@ class Store:
         head = self.head(context)
         return head is not None and not head.cleared
 
-    def all_stats(self) -> dict[str, dict[str, Any]]:
-        return {
-            name: dict(e.stats) for name, e in sorted(self._summaries().items()) if not e.cleared
-        }
+    def all_stats(self, *, with_step_types: bool = False) -> dict[str, dict[str, Any]]:
+        entries = sorted(self._summaries().items())
+        if with_step_types:
+            return {
+                name: {**e.stats, "step_types": list(e.step_types)}
+                for name, e in entries
+                if not e.cleared
+            }
+        return {name: dict(e.stats) for name, e in entries if not e.cleared}
 
     def step_types_across(self, contexts: Iterable[str] | None = None) -> list[str]:
         """The step types of live contexts (all, or ``contexts``), each once, from the summary."""
@@ -428,14 +433,21 @@ class Store:
         elif stale >= _CACHE_REWRITE_AFTER or (stale and dropped):
             self.backend.write_cache(SUMMARY_NAME, dump_summary(fresh))
 
-    def _note_in_summary(self, context: str, head: Head | None) -> None:
-        """A writer's part where writers keep the summary: its context's entry, under
-        compare-and-swap, a few tries (a summary behind costs readers requests, not truth)."""
+    def _note_in_summary(self, context: str, written: tuple[Head, bytes] | None) -> None:
+        """A writer's part where writers keep the summary: the entry of the head it wrote
+        (None: it purged the context), under compare-and-swap, a few tries (a summary
+        behind costs readers requests, never a wrong number)."""
         self._listing = None
         if not self.backend.writers_keep_summary:
             return
-        token = self.backend.head_token(context)
-        entry = None if token is None or head is None else entry_of(token, head)
+        entry = None
+        if written is not None:
+            # The entry is keyed by the head's version (its token on such a backend), read
+            # back: if another writer moved the head on meanwhile, that writer notes its own.
+            found = self.backend.read_head(context, MAX_HEAD_BYTES)
+            if found is None or found[0] != written[1]:
+                return
+            entry = entry_of(found[1], written[0])
         local = True  # the copy this machine last saw: often current, and then one request
         with contextlib.suppress(StoreError):
             for attempt in range(_SUMMARY_ATTEMPTS):
@@ -669,7 +681,7 @@ class Store:
             # ours, and the next write need not parse back what we just wrote
             etag = self.backend.etag_of(data)
             self._heads[context] = (self.backend.head_token(context), new, etag)
-        self._after_commit(context, new, plan.purge)
+        self._after_commit(context, new, plan.purge, data)
         return CommitResult(context, new.revision, True, plan.outcomes, new.last)
 
     def _check_compatibility(
@@ -797,10 +809,10 @@ class Store:
             new.settings = settings
         return new
 
-    def _after_commit(self, context: str, head: Head, purge: set[str]) -> None:
+    def _after_commit(self, context: str, head: Head, purge: set[str], data: bytes) -> None:
         with contextlib.suppress(StoreError):  # else the next writer writes it from the head
             self.backend.create_object(record_key(context, head.revision), head.last.to_json())
-        self._note_in_summary(context, head)
+        self._note_in_summary(context, (head, data))
         for step in sorted(purge):
             if step not in head.steps:
                 self.backend.delete_prefix(f"{context}/specs/{step}")

@@ -93,7 +93,9 @@ class MemoryBackend(Backend):
 
     def read_summary(self, limit: int, *, local: bool = False) -> tuple[bytes, str] | None:
         found = self._summary
-        return None if found is None or len(found[0]) > limit else found
+        if found is not None and len(found[0]) > limit:
+            raise StoreError(f"the summary is over {limit} bytes")
+        return found
 
     def swap_summary(self, data: bytes, expected: str | None) -> str | None:
         with self._lock:

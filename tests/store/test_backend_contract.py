@@ -336,6 +336,48 @@ def test_caches_are_not_objects_or_heads(backend: Backend) -> None:
     assert backend.read_head("stats.json", LIMIT) is None
 
 
+def summary_keeping(backend: Backend) -> Backend:
+    """The backend if it has the summary primitives (S3, memory), else skip: a backend
+    whose writers do not keep a summary need not have them."""
+    try:
+        backend.read_summary(LIMIT)
+    except NotImplementedError:
+        pytest.skip(f"{type(backend).__name__} keeps no summary by writers")
+    return backend
+
+
+def test_summary_swap_is_compare_and_swap(backend: Backend) -> None:
+    b = summary_keeping(backend)
+    assert b.read_summary(LIMIT) is None
+    assert b.swap_summary(b"x" * 99, "no-such-version") is None
+    first = b.swap_summary(b"x" * 99, None)
+    assert first is not None
+    assert b.swap_summary(b"y", None) is None  # there is one now
+    assert b.read_summary(LIMIT) == (b"x" * 99, first)
+    with pytest.raises(StoreError):
+        b.read_summary(98)
+    second = b.swap_summary(b"z", first)
+    assert second is not None and second != first
+    assert b.swap_summary(b"w", first) is None  # stale
+    assert b.read_summary(LIMIT) == (b"z", second)
+    assert b.read_summary(LIMIT, local=True) in ((b"z", second), None)
+
+
+def test_summary_swaps_race_one_wins(backend: Backend) -> None:
+    b = summary_keeping(backend)
+    start = b.swap_summary(b"start", None)
+    won = _race(8, lambda i: b.swap_summary(f"w{i}".encode(), start))
+    assert sum(1 for w in won if w is not None) == 1
+
+
+def test_a_head_token_is_its_version_where_writers_keep_the_summary(backend: Backend) -> None:
+    if not backend.writers_keep_summary:
+        pytest.skip("only writers keeping the summary key entries by versions")
+    backend.swap_head("ctx", b"one", None)
+    found = backend.read_head("ctx", LIMIT)
+    assert found is not None and backend.head_token("ctx") == found[1]
+
+
 def test_marker(backend: Backend) -> None:
     assert backend.read_marker() is None
     backend.write_marker(b'{"format_version": 2}\n')
