@@ -361,33 +361,29 @@ class S3Backend(Backend):
     def list_object_contexts(self) -> list[str]:
         """One LIST per 1,000 contexts: ``contexts/`` grouped by its next ``/``."""
         start = f"{self._base}contexts/"
-        names: list[str] = []
-        token: str | None = None
-        while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": start, "Delimiter": "/"}
-            if token:
-                kw["ContinuationToken"] = token
-            try:
-                page = self.client.list_objects_v2(**kw)
-            except Exception as e:
-                self._raise(e, "list_objects_v2", start)
-            names += [str(p["Prefix"])[len(start) : -1] for p in page.get("CommonPrefixes", ())]
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return names
+        return [
+            str(p["Prefix"])[len(start) : -1]
+            for page in self._pages(start, Delimiter="/")
+            for p in page.get("CommonPrefixes", ())
+        ]
 
     def _list(self, start: str) -> Iterator[tuple[str, str]]:
+        for page in self._pages(start):
+            for item in page.get("Contents", ()):
+                yield str(item["Key"]), str(item.get("ETag", ""))
+
+    def _pages(self, start: str, **options: str) -> Iterator[dict[str, Any]]:
+        """The pages of a listing of ``start`` (1,000 keys each)."""
         token: str | None = None
         while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": start}
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": start, **options}
             if token:
                 kw["ContinuationToken"] = token
             try:
                 page = self.client.list_objects_v2(**kw)
             except Exception as e:
                 self._raise(e, "list_objects_v2", start)
-            for item in page.get("Contents", ()):
-                yield str(item["Key"]), str(item.get("ETag", ""))
+            yield page
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
