@@ -121,7 +121,7 @@ def test_a_fault_once_is_retried_and_the_write_completes(
     s3_env: S3Server, tmp_path: Path, kind: str
 ) -> None:
     total = requests_of_a_register(s3_env, tmp_path)
-    assert 3 <= total <= 8
+    assert 3 <= total <= 9
     for at in range(total):
         url = prepare(s3_env, tmp_path, f"{kind}-{at}")
         faults = Faults(kind, at, sticky=False)
@@ -158,6 +158,9 @@ def test_a_writer_cut_off_at_any_request_leaves_old_or_new(
             raised = str(e)
         state = state_of(url, str(tmp_path / f"check-{kind}-{at}"))
         assert state in (OLD, NEW), (at, state)
+        # the summary may be behind (cut off before its update), the listing never is
+        listed = S3Store(url, cache_dir=str(tmp_path / f"list-{kind}-{at}")).all_stats()["ctx"]
+        assert (listed["revision"], listed["step_count"]) == (state[0], len(state[1])), at
         if raised is None:
             assert state == NEW  # acknowledged: it must be there
         else:
