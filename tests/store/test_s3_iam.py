@@ -132,7 +132,8 @@ def allowing(policy: dict[str, Any], request: Request) -> str | None:
         keys = condition.get("StringLike", {})
         assert set(keys) <= {"s3:prefix"}, keys
         if "s3:prefix" in keys and (
-            request.prefix is None or not any(like(p, request.prefix) for p in keys["s3:prefix"])
+            request.prefix is None
+            or not any(like(p, request.prefix) for p in listed(keys["s3:prefix"]))
         ):
             continue  # a request without the key fails a condition on it
         return str(s["Sid"])
@@ -348,7 +349,8 @@ def test_the_policies_are_valid_iam_documents(path: Path) -> None:
         if listed(statement["Action"]) == ["s3:ListBucket"]:
             assert resources == ["arn:aws:s3:::BUCKET"]
             prefixes = statement["Condition"]["StringLike"]["s3:prefix"]
-            assert sorted(prefixes) == ["PREFIX", "PREFIX/*"]
+            # not a bare "PREFIX" too: it would list siblings such as PREFIX-old/
+            assert listed(prefixes) == ["PREFIX/*"]
         else:
             assert resources == ["arn:aws:s3:::BUCKET/PREFIX/*"], "objects of the store only"
             assert "Condition" not in statement
