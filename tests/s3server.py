@@ -128,7 +128,7 @@ def start_server(bucket: str = BUCKET) -> S3Server:
 
 
 def _wait_until_ready(server: S3Server) -> None:
-    import botocore.session  # type: ignore[import-untyped]
+    import botocore.session
 
     client = make_client(server)
     deadline = time.monotonic() + START_TIMEOUT

@@ -598,8 +598,8 @@ _LOADER_LOCK = threading.Lock()
 
 def _make_client() -> Any:
     try:
-        import botocore.config  # type: ignore[import-untyped]
-        import botocore.session  # type: ignore[import-untyped]
+        import botocore.config
+        import botocore.session
     except ImportError as e:
         raise StoreError(
             "an s3:// store needs the S3 client library, which is not installed",

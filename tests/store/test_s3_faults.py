@@ -48,9 +48,9 @@ class Faults:
         self.log: list[str] = []
 
     def __call__(self, request: Any, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse  # type: ignore[import-untyped]
-        from botocore.exceptions import ConnectionClosedError  # type: ignore[import-untyped]
-        from botocore.httpsession import URLLib3Session  # type: ignore[import-untyped]
+        from botocore.awsrequest import AWSResponse
+        from botocore.exceptions import ConnectionClosedError
+        from botocore.httpsession import URLLib3Session
 
         n = self.seen
         self.seen += 1
@@ -75,7 +75,7 @@ class Faults:
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's retries without their sleeps (up to seconds for 503): same decisions, faster."""
-    import botocore.retries.standard  # type: ignore[import-untyped]
+    import botocore.retries.standard
 
     monkeypatch.setattr(
         botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.001

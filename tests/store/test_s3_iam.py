@@ -208,7 +208,7 @@ class Recorder:
             sid = allowing(phase.policy, request)
             phase.checked.append((request, sid))
             if sid is None:
-                from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+                from botocore.exceptions import ClientError
 
                 error = {"Code": "AccessDenied", "Message": f"the policy does not allow {request}"}
                 raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}, op)
