@@ -8,6 +8,7 @@ with a hint, and the cheap-read design (requests per read).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,13 @@ def test_open_store_opens_s3_everywhere(s3_env: S3Server, monkeypatch: pytest.Mo
     assert isinstance(open_store(), S3Store)
     assert regman.RegistryManager(url).store.location == url
     regman.configure(url)
-    regman.get_registry("seeded").register_specification("train", make_spec())
+    seeded = regman.get_registry("seeded")
+    assert seeded is not None
+    seeded.register_specification("train", make_spec())
     assert regman.list_contexts() == ["seeded"]
-    assert regman.RegistryManager(url).get_registry("seeded").list_step_names() == ["train"]
+    reopened = regman.RegistryManager(url).get_registry("seeded")
+    assert reopened is not None
+    assert reopened.list_step_names() == ["train"]
 
 
 # -- the primitives ----------------------------------------------------------------------------
@@ -165,6 +170,7 @@ def test_a_held_registry_asks_s3_at_most_once_per_ttl(s3_env: S3Server, tmp_path
     store.put_spec("ctx", "train", make_spec())
     manager = regman.RegistryManager(store)
     registry = manager.get_registry("ctx")
+    assert registry is not None
     registry.get_specification("train")
     sent = count_requests(store.backend)  # type: ignore[arg-type]
     for _ in range(10_000):
@@ -180,10 +186,14 @@ def test_a_new_process_rereads_an_unchanged_context_with_304s(
     writer.put_specs("ctx", {f"s{i}": make_spec(f"T{i}") for i in range(5)})
     cache = str(tmp_path / "reader")
     first = S3Store(url, cache_dir=cache)
-    assert len(regman.RegistryManager(first).get_registry("ctx").list_specifications()) == 5
+    registry = regman.RegistryManager(first).get_registry("ctx")
+    assert registry is not None
+    assert len(registry.list_specifications()) == 5
     again = S3Store(url, cache_dir=cache)
     sent = count_requests(again.backend)  # type: ignore[arg-type]
-    assert len(regman.RegistryManager(again).get_registry("ctx").list_specifications()) == 5
+    registry = regman.RegistryManager(again).get_registry("ctx")
+    assert registry is not None
+    assert len(registry.list_specifications()) == 5
     backend: Any = again.backend
     # marker, head (a 304): the five specs come from the local cache, checked by hash
     assert sent() <= 3, backend.requests
@@ -200,12 +210,13 @@ def requests_of_a_new_machine(url: str, tmp_path: Path, name: str) -> dict[str, 
     """Requests of each listing command on a machine that had nothing cached, each call a
     new process (a new store: no listing reused)."""
     counts = {}
-    for what, call in [
+    calls: list[tuple[str, Callable[[regman.RegistryManager], object]]] = [
         ("list", lambda m: m.list_contexts()),
         ("stats", lambda m: m.get_context_stats()),
         ("types", lambda m: m.distinct_step_types()),
         ("info", lambda m: m.store.info()),
-    ]:
+    ]
+    for what, call in calls:
         store = S3Store(url, cache_dir=str(tmp_path / name))
         sent = count_requests(store.backend)  # type: ignore[arg-type]
         call(regman.RegistryManager(store))
@@ -395,6 +406,7 @@ def test_a_change_made_elsewhere_shows_once_the_ttl_passed(
     writer.put_spec("ctx", "train", make_spec("Before"))
     reader = S3Store(url, cache_dir=str(tmp_path / "r"), head_ttl=1.5)
     registry = regman.RegistryManager(reader).get_registry("ctx")
+    assert registry is not None
     assert registry.require_spec("train").step_type == "Before"
     writer.put_spec("ctx", "train", make_spec("After"))
     assert registry.require_spec("train").step_type == "Before"  # within the TTL: no request
