@@ -67,7 +67,8 @@ def variant(i: int) -> Any:
 
 
 # -- the state of a store ----------------------------------------------------------------
-State = dict[str, tuple[int, bool, dict[str, bytes]] | None]
+Context = tuple[int, bool, dict[str, bytes]]  # (revision, cleared, {step: stored bytes})
+State = dict[str, Context | None]
 
 
 def store_state(root: Path) -> State:
@@ -87,7 +88,7 @@ def store_state(root: Path) -> State:
     return found
 
 
-def live(state: State) -> State:
+def live(state: State) -> dict[str, Context]:
     return {k: v for k, v in state.items() if v is not None}
 
 

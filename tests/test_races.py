@@ -99,15 +99,15 @@ def _mixed_writer(store: str, writer: int, go: str) -> None:
     manager = RegistryManager(store)
     specs = [make_spec(f"m{writer}-{i}") for i in range(5)]
     _barrier(go, f"m{writer}")
-    acknowledged = []
+    acknowledged: list[list[object] | None] = []  # [context, "clear" | "revision", revision]
     for _ in range(MIXED_OPS):
         context = rng.choice(("red", "green", "blue"))
         step = rng.choice(("a", "b", "c", "d"))
         roll = rng.random()
         try:
             if roll < 0.08:
-                result = manager.store.delete_context(context)
-                acknowledged.append([context, "clear", None] if result else None)
+                cleared = manager.store.delete_context(context)
+                acknowledged.append([context, "clear", None] if cleared else None)
                 continue
             if roll < 0.16:
                 result = manager.restore(context)

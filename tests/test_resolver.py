@@ -712,7 +712,7 @@ def test_any_wiring_is_acyclic_deterministic_and_locally_best(
     for consumer, spec in specs.items():
         for name in spec.dependencies:
             explanation = resolver.explain(consumer, name)
-            edge = chosen.get((consumer, name))
+            wired = chosen.get((consumer, name))
             for candidate in explanation.candidates:
                 if candidate.status in ("chosen", "below threshold"):
                     continue
@@ -723,13 +723,13 @@ def test_any_wiring_is_acyclic_deterministic_and_locally_best(
                     assert "would close the cycle" in candidate.reason
                 elif candidate.status in ("nearest provider", "exact name"):
                     # a near-equal rule passed it over: within NEAR_EQUAL, same tier
-                    assert edge is not None
-                    assert candidate.score.total <= edge.score.total + NEAR_EQUAL + 1e-9
-                    assert candidate.score.total >= edge.score.total
+                    assert wired is not None
+                    assert candidate.score.total <= wired.score.total + NEAR_EQUAL + 1e-9
+                    assert candidate.score.total >= wired.score.total
                 else:
-                    assert edge is not None
+                    assert wired is not None
                     assert candidate.status in ("tie", "job type", "lower score")
-            if edge is None:
+            if wired is None:
                 assert all(
                     c.status in ("closes a cycle", "below threshold")
                     for c in explanation.candidates
@@ -737,8 +737,8 @@ def test_any_wiring_is_acyclic_deterministic_and_locally_best(
             else:
                 assert explanation.chosen is not None
                 assert (explanation.chosen.provider, explanation.chosen.output) == (
-                    edge.provider,
-                    edge.output,
+                    wired.provider,
+                    wired.output,
                 )
 
 
