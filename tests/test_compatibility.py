@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -213,7 +214,7 @@ def test_readonly_refuses_every_write_path(
 ) -> None:
     manager.set_context_settings("prod", mode="READONLY")
     before = snapshot(store_path)
-    writes = [
+    writes: list[Callable[[], object]] = [
         lambda: pipeline.register_specification("new", loader()),
         lambda: pipeline.remove_specification("load"),
         lambda: pipeline.rollback(1),

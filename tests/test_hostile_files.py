@@ -387,7 +387,9 @@ class Cli:
         return result
 
 
-def run_child_cli(store: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+def run_child_cli(
+    store: Path, *args: str, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
     """The CLI in a child process: a hang is a timeout here, not a stuck test run."""
     env = {**os.environ, "REGMAN_HOME": str(store), "REGMAN_LOCK_TIMEOUT": "5"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE.parent), env.get("PYTHONPATH")]))
@@ -491,7 +493,8 @@ def write_stats_cache(root: Path) -> Path:
 
 
 def head_doc(store: Path, context: str = "ctx") -> dict[str, Any]:
-    return json.loads((store / "contexts" / context / "head.json").read_text())
+    doc: dict[str, Any] = json.loads((store / "contexts" / context / "head.json").read_text())
+    return doc
 
 
 def write_head(store: Path, doc: dict[str, Any], context: str = "ctx") -> None:
@@ -698,14 +701,15 @@ def test_fifos_devices_and_huge_files_never_hang_nor_stream(
     else:
         with open(path, "wb") as f:  # a sparse 128 MiB file: over every cap, cheap on disk
             f.truncate(128 * 1024 * 1024)
-    commands = {
+    commands_for: dict[str, list[tuple[str, ...]]] = {
         "head": [("stats", "--json"), ("show", "ctx", "load"), ("register", "ctx", "x", str(LOAD))],
         "spec": [("show", "ctx", "load"), ("export", "ctx", str(store.parent / "other"))],
         "marker": [("contexts", "list"), ("register", "ctx", "x", str(LOAD))],
         "cache": [("stats", "--json"), ("contexts", "list", "--json")],
         "record": [("history", "ctx"), ("rollback", "ctx", "--to", "1", "--yes")],
         "lock": [("register", "ctx", "x", str(LOAD))],
-    }[what]
+    }
+    commands = commands_for[what]
     for args in [*commands, ("doctor",)]:
         began = time.monotonic()
         # a FIFO risks a hang: a child with a timeout; a link to a device or a huge

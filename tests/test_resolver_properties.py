@@ -46,7 +46,7 @@ def pipelines(draw: st.DrawFn) -> dict[str, StepSpecification]:
             for n in draw(st.lists(st.sampled_from(OUT_NAMES), min_size=1, max_size=2, unique=True))
         ]
         spec = step(step_type, deps, outs)
-        if deps and draw(st.booleans()):
+        if len(deps) > 0 and draw(st.booleans()):
             first = deps[0].logical_name
             keywords = draw(st.lists(st.sampled_from(KEYWORDS), max_size=2, unique=True))
             variant = {"spec": {"dependencies": {first: {"semantic_keywords": keywords}}}}

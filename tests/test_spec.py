@@ -106,19 +106,20 @@ def test_enum_fields_take_enum_or_string() -> None:
     ],
 )
 def test_node_type_rules(node_type: str, deps: int, outs: int, ok: bool) -> None:
+    dependencies = [
+        DependencySpec(logical_name=f"d{i}", dependency_type="training_data") for i in range(deps)
+    ]
+    outputs = [
+        OutputSpec(
+            logical_name=f"o{i}", output_type="model_artifacts", property_path="properties.X"
+        )
+        for i in range(outs)
+    ]
     fields = {
         "step_type": "S",
         "node_type": node_type,
-        "dependencies": [
-            DependencySpec(logical_name=f"d{i}", dependency_type="training_data")
-            for i in range(deps)
-        ],
-        "outputs": [
-            OutputSpec(
-                logical_name=f"o{i}", output_type="model_artifacts", property_path="properties.X"
-            )
-            for i in range(outs)
-        ],
+        "dependencies": dependencies,
+        "outputs": outputs,
     }
     if ok:
         assert Spec(**fields).node_type.value == node_type
@@ -129,8 +130,8 @@ def test_node_type_rules(node_type: str, deps: int, outs: int, ok: bool) -> None
             spec_from_document(
                 {
                     **fields,
-                    "dependencies": [d.model_dump() for d in fields["dependencies"]],
-                    "outputs": [o.model_dump() for o in fields["outputs"]],
+                    "dependencies": [d.model_dump() for d in dependencies],
+                    "outputs": [o.model_dump() for o in outputs],
                 }
             )
         assert info.value.field == "node_type"

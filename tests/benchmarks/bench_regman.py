@@ -513,7 +513,7 @@ class Bench:
             registry, pair_visit = pipeline_registry(size)
             names = registry.list_step_names()
             registry.list_specifications()  # load the registry's cache outside the timing
-            samples = []
+            samples: list[float] = []
             unresolved = ""
             for _ in range(3 if size <= 1_000 else 1):
                 if samples and samples[0] > 2.0:

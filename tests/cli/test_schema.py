@@ -21,8 +21,8 @@ jsonschema = pytest.importorskip("jsonschema")
 # node type's rules, property path rules, a header that differs at top level and under
 # 'spec', non-text keys (YAML keys 1, true, null become text in JSON), and typos of
 # top-level sections (any other section is kept verbatim, so a schema must allow it).
-KNOWN_PREFIXES = ("bomb_", "dup_", "list_dup_", "nesting_", "encoding_", "nodetype_")
-KNOWN_PREFIXES += ("property_path_",)
+KNOWN_PREFIXES: tuple[str, ...] = ("bomb_", "dup_", "list_dup_", "nesting_", "encoding_")
+KNOWN_PREFIXES += ("nodetype_", "property_path_")
 KNOWN = {
     "shape_header_differs.yaml",
     "shape_top_bool_key.yaml",

@@ -122,7 +122,7 @@ def test_no_replace_race_has_exactly_one_winner(s3_env: S3Server, tmp_path: Path
     first, second = run_writers(s3_env, url, tmp_path, 2, 20, "no-replace")
     store = S3Store(url, cache_dir=str(tmp_path / "check"))
     for (step, a), (_, b) in zip(first, second, strict=True):
-        assert sorted([a, b]) == ["created", "refused"], (step, a, b)
+        assert sorted([str(a), str(b)]) == ["created", "refused"], (step, a, b)
         winner = "W0" if a == "created" else "W1"
         assert store.load_spec("contested", str(step)).step_type == winner
     assert store.revision("contested") == 20

@@ -487,7 +487,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def trash_agrees(self) -> None:
-        expected = set()
+        expected: set[tuple[str, str | None]] = set()
         for name, ctx in self.model.items():
             if ctx.cleared:
                 expected.add((name, None))
