@@ -185,7 +185,8 @@ def test_pipeline_builder_decorator(isolated_store: Path) -> None:
     @integrate_with_pipeline_builder
     class TrainingPipelineBuilder:  # no __init__ of its own, as in the seed
         def build(self) -> dict[str, object]:
-            return self.registry.list_specifications()  # type: ignore[attr-defined]
+            specs: dict[str, object] = self.registry.list_specifications()  # type: ignore[attr-defined]
+            return specs
 
     no_name = TrainingPipelineBuilder(object())  # type: ignore[call-arg]
     assert no_name.registry.context_name == "default_pipeline"  # type: ignore[attr-defined]

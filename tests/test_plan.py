@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import regman
 from regman.cli import app
@@ -17,15 +18,16 @@ from tests.conftest import EXAMPLES, snapshot
 TRAINING = EXAMPLES / "training_pipeline"
 
 
-def cli(*args: str, code: int | None = 0, input: str | None = None):  # type: ignore[no-untyped-def]
+def cli(*args: str, code: int | None = 0, input: str | None = None) -> Result:
     result = CliRunner().invoke(app, list(args), input=input)
     if code is not None:
         assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     return result
 
 
-def plan_json(*args: str, code: int) -> dict:  # type: ignore[type-arg]
-    return json.loads(cli("plan", *args, "--json", code=code).stdout)
+def plan_json(*args: str, code: int) -> dict[str, Any]:
+    plan: dict[str, Any] = json.loads(cli("plan", *args, "--json", code=code).stdout)
+    return plan
 
 
 @pytest.fixture

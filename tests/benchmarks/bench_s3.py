@@ -42,9 +42,9 @@ def count_every_request() -> None:
 
     original = s3.S3Backend._count
 
-    def counting(self: Any, **kw: Any) -> None:
+    def counting(self: s3.S3Backend, operation_name: str = "?", **kw: Any) -> None:
         REQUESTS[0] += 1
-        original(self, **kw)
+        original(self, operation_name=operation_name, **kw)
 
     s3.S3Backend._count = counting  # type: ignore[method-assign]
 
