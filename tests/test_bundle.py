@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import regman
 from regman.bundle import dump_bundle, load_bundle, looks_like_bundle
@@ -19,7 +19,7 @@ from tests.conftest import EXAMPLES, make_spec
 TRAINING = EXAMPLES / "training_pipeline"
 
 
-def cli(*args: str, code: int = 0):  # type: ignore[no-untyped-def]
+def cli(*args: str, code: int = 0) -> Result:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     return result

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from regman.cli import app
 from tests.conftest import EXAMPLES, snapshot
@@ -18,7 +18,7 @@ class Run:
     def __init__(self) -> None:
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, input: str | None = None, code: int | None = 0):  # type: ignore[no-untyped-def]
+    def __call__(self, *args: str, input: str | None = None, code: int | None = 0) -> Result:
         result = self.runner.invoke(app, list(args), input=input)
         if code is not None:
             assert result.exit_code == code, (
