@@ -603,8 +603,10 @@ class DependencyResolver:
         upstream = _reachable(graph.providers_of, consumer)
         options.sort(key=lambda pair: pair[1].step not in upstream)  # stable: rank within
         for level, item in options:
-            if _path(graph.consumers_of, item.step, current.provider) is not None:
-                continue  # upstream of the choice on its data path
+            if item.step != current.provider and (
+                _path(graph.consumers_of, item.step, current.provider) is not None
+            ):
+                continue  # upstream of the choice on its data path (its own step is not)
             if _path(graph.consumers_of, consumer, item.step) is not None:
                 continue  # downstream of the consumer: never a backward edge
             new = _Choice(*level, item.step, item.output_name, item)

@@ -763,6 +763,28 @@ def documented_rank(
     return 0, 0
 
 
+def test_an_exact_name_beats_a_near_equal_similar_one_of_the_same_provider() -> None:
+    """Found by the exhaustive-scoring property below: the exact-name rule skipped an output
+    of the chosen provider itself, taking the step for 'upstream of the choice'."""
+    specs = {
+        "S1": step(
+            "Load",
+            outs=[
+                out("model", "processing_output", keywords=["metrics"]),
+                out("input_data", "training_data"),
+            ],
+        ),
+        "S2": step("Load", outs=[out("data", "processing_output")]),
+        "Consumer": step(
+            "Consumer", deps=[dep("input_data", "processing_output", keywords=["metrics"])]
+        ),
+    }
+    report = DependencyResolver(registry_of(specs)).get_resolution_report()
+    (edge,) = report.edges
+    assert (edge.provider, edge.output) == ("S1", "input_data")
+    assert any(n.startswith("exact name: took S1.input_data") for n in edge.notes), edge.notes
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     providers=contexts(),
