@@ -6,7 +6,8 @@ Layout under the prefix (every object plain JSON or YAML)::
     heads/<ctx>.json                         a context's head: the only object ever replaced
     contexts/<ctx>/revisions/<n>.json        revision n (immutable)
     contexts/<ctx>/specs/<step>/<hash>.yaml  one version of a spec (immutable)
-    cache/summary.json                       derived: every context's statistics by head ETag
+    cache/summary.json                       derived: every context's statistics by head ETag,
+                                             kept current by writers (``regman.store.summary``)
 
 S3 has no lock, so correctness comes from conditional writes alone, as Terraform's
 S3 backend does it: objects are created with ``If-None-Match: *`` and a head moves
@@ -24,9 +25,10 @@ writes are never affected, they compare-and-swap against the server. Heads and
 immutable objects are also kept in a local cache keyed by ETag under the user cache
 folder, so a new process re-reading an unchanged context pays 304s, not downloads,
 and spec objects (named by their hash) are never downloaded twice. Listing contexts
-is one LIST of ``heads/`` (it carries every head's ETag) plus the shared statistics
-cache: a fixed number of requests for 1,000 contexts, not one per context, once a reader
-has refreshed that cache (the first listing after many changes reads each changed head).
+is one LIST of ``heads/`` (it carries every head's ETag) plus one GET of the summary,
+which each writer brings up to date under ``If-Match`` after its commit: a fixed number
+of requests for 1,000 contexts, not one per context, even on a machine that never saw
+the store.
 
 The client is botocore (what boto3 is built on), chosen by measurement against boto3 and
 obstore on the loopback SeaweedFS server (2 shared cores): import plus client creation
