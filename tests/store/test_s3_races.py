@@ -94,6 +94,7 @@ def test_sixteen_writers_lose_nothing(s3_env: S3Server, tmp_path: Path) -> None:
     elapsed = time.monotonic() - began
     results = [r for out in outputs for r in out]
     gave_up = [str(r[0]) for r in results if r[2] == "gave up"]
+    print(f"{WRITERS} writers x {REGISTERS}: {len(gave_up)} gave up, {elapsed:.0f} s")
     # 16 writers all land; 32 (REGMAN_STRESS) starve a few, which fail with a clear error
     # after their bounded retries: refused, never lost
     assert not gave_up or STRESS, gave_up
