@@ -14,8 +14,7 @@ from regman.cli.render import (
     MessageOption,
     Output,
     OutputOption,
-    complete_context,
-    complete_step,
+    context_argument,
     guarded,
     message,
     open_manager,
@@ -26,6 +25,7 @@ from regman.cli.render import (
     print_table,
     say_empty_store,
     short_time,
+    step_argument,
 )
 
 contexts_app = typer.Typer(help="List, inspect and create contexts.", no_args_is_help=True)
@@ -60,12 +60,7 @@ def list_contexts(as_json: bool = JsonOption, output: Output = OutputOption) -> 
 @contexts_app.command("show")
 @guarded
 def show_context(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The context to show, or CONTEXT@N.",
-    ),
+    context: str = context_argument("The context to show, or CONTEXT@N."),
     as_json: bool = JsonOption,
     output: Output = OutputOption,
 ) -> None:
@@ -117,9 +112,7 @@ def show_context(
 @contexts_app.command("create")
 @guarded
 def create_context(
-    context: str = typer.Argument(
-        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context to create."
-    ),
+    context: str = context_argument("The context to create."),
     message_text: str = MessageOption,
 ) -> None:
     """Create an empty context (nothing happens if it exists)."""
@@ -130,9 +123,7 @@ def create_context(
 @contexts_app.command("set")
 @guarded
 def set_context(
-    context: str = typer.Argument(
-        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context to change."
-    ),
+    context: str = context_argument("The context to change."),
     compatibility: str = typer.Option(
         None,
         "--compatibility",
@@ -166,21 +157,9 @@ def set_context(
 @app.command()
 @guarded
 def diff(
-    left: str = typer.Argument(
-        ...,
-        metavar="LEFT",
-        autocompletion=complete_context,
-        help="The first context (e.g. dev, or dev@3).",
-    ),
-    right: str = typer.Argument(
-        ...,
-        metavar="RIGHT",
-        autocompletion=complete_context,
-        help="The second context (e.g. production).",
-    ),
-    steps: list[str] = typer.Argument(
-        None, metavar="STEP", autocompletion=complete_step, help="Only these steps."
-    ),
+    left: str = context_argument("The first context (e.g. dev, or dev@3).", metavar="LEFT"),
+    right: str = context_argument("The second context (e.g. production).", metavar="RIGHT"),
+    steps: list[str] = step_argument("Only these steps.", default=None),
     as_json: bool = JsonOption,
 ) -> None:
     """Compare two contexts: steps only in one, and every field that differs.

@@ -10,9 +10,8 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
-    complete_context,
-    complete_step,
     confirm,
+    context_argument,
     guarded,
     message,
     open_manager,
@@ -20,24 +19,15 @@ from regman.cli.render import (
     print_json,
     print_table,
     short_time,
+    step_argument,
 )
 
 
 @app.command()
 @guarded
 def history(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The context (cleared ones too).",
-    ),
-    step: str = typer.Argument(
-        None,
-        metavar="STEP",
-        autocompletion=complete_step,
-        help="Only revisions that changed this step.",
-    ),
+    context: str = context_argument("The context (cleared ones too)."),
+    step: str = step_argument("Only revisions that changed this step.", default=None),
     limit: int = typer.Option(
         None, "--limit", "-n", metavar="N", min=1, help="Only the newest N revisions."
     ),
@@ -86,12 +76,8 @@ def _changes_text(changes: dict[str, str], purged: list[str]) -> str:
 @app.command()
 @guarded
 def rollback(
-    context: str = typer.Argument(
-        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context to roll back."
-    ),
-    steps: list[str] = typer.Argument(
-        None, metavar="STEP", autocompletion=complete_step, help="Only these steps."
-    ),
+    context: str = context_argument("The context to roll back."),
+    steps: list[str] = step_argument("Only these steps.", default=None),
     to: int = typer.Option(..., "--to", metavar="N", min=1, help="The revision to go back to."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     message_text: str = MessageOption,

@@ -12,9 +12,8 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
-    complete_context,
-    complete_step,
     confirm,
+    context_argument,
     guarded,
     load_sources,
     message,
@@ -22,6 +21,7 @@ from regman.cli.render import (
     print_json,
     print_text,
     split_ref,
+    step_argument,
 )
 from regman.errors import EXIT_NOT_FOUND
 
@@ -42,12 +42,7 @@ YesOption = typer.Option(False, "--yes", "-y", help="Do not ask (needed off a te
 @app.command()
 @guarded
 def plan(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The context the change is for.",
-    ),
+    context: str = context_argument("The context the change is for."),
     sources: list[str] = SourcesArgument,
     prune: bool = PruneOption,
     as_json: bool = JsonOption,
@@ -67,12 +62,7 @@ def plan(
 @app.command()
 @guarded
 def apply(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The context to change (created if missing).",
-    ),
+    context: str = context_argument("The context to change (created if missing)."),
     sources: list[str] = SourcesArgument,
     prune: bool = PruneOption,
     yes: bool = YesOption,
@@ -109,21 +99,11 @@ def apply(
 @app.command()
 @guarded
 def promote(
-    source: str = typer.Argument(
-        ...,
-        metavar="SOURCE",
-        autocompletion=complete_context,
-        help="The context (or CONTEXT@N) to copy from.",
+    source: str = context_argument("The context (or CONTEXT@N) to copy from.", metavar="SOURCE"),
+    target: str = context_argument(
+        "The context to copy into (created if missing).", metavar="TARGET"
     ),
-    target: str = typer.Argument(
-        ...,
-        metavar="TARGET",
-        autocompletion=complete_context,
-        help="The context to copy into (created if missing).",
-    ),
-    steps: list[str] = typer.Argument(
-        None, metavar="STEP", autocompletion=complete_step, help="Steps to copy (default: all)."
-    ),
+    steps: list[str] = step_argument("Steps to copy (default: all).", default=None),
     prune: bool = typer.Option(
         False, "--prune", help="Make the target equal to the source (removes other steps)."
     ),

@@ -503,6 +503,16 @@ def complete_step(ctx: typer.Context, incomplete: str) -> list[str]:
         return []
 
 
+def context_argument(help_text: str, *, default: Any = ..., metavar: str = "CONTEXT") -> Any:
+    """A command's context-name argument, with name completion."""
+    return typer.Argument(default, metavar=metavar, autocompletion=complete_context, help=help_text)
+
+
+def step_argument(help_text: str, *, default: Any = ..., metavar: str = "STEP") -> Any:
+    """A command's step-name argument, with name completion (from its context's steps)."""
+    return typer.Argument(default, metavar=metavar, autocompletion=complete_step, help=help_text)
+
+
 def warn_about_store(manager: RegistryManager) -> None:
     """Say on stderr what the store finds worth a warning (e.g. others can write it)."""
     for text in manager.warnings():

@@ -16,14 +16,14 @@ from regman.cli.app import app
 from regman.cli.render import (
     JsonOption,
     cap,
-    complete_context,
-    complete_step,
+    context_argument,
     guarded,
     message,
     open_registry,
     print_json,
     print_table,
     print_text,
+    step_argument,
 )
 
 if TYPE_CHECKING:
@@ -57,17 +57,9 @@ def _registry(context: str) -> SpecificationRegistry:
 @app.command()
 @guarded
 def resolve(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The context whose steps to wire.",
-    ),
-    steps: list[str] = typer.Argument(
-        None,
-        metavar="STEP",
-        autocompletion=complete_step,
-        help="Steps to wire among themselves (default: all).",
+    context: str = context_argument("The context whose steps to wire."),
+    steps: list[str] = step_argument(
+        "Steps to wire among themselves (default: all).", default=None
     ),
     output_format: Format = typer.Option(
         Format.table, "--format", "-f", help="table, tree, mermaid (Markdown) or dot (Graphviz)."
@@ -130,12 +122,8 @@ def resolve(
 @app.command()
 @guarded
 def explain(
-    context: str = typer.Argument(
-        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context."
-    ),
-    step: str = typer.Argument(
-        ..., metavar="STEP", autocompletion=complete_step, help="The consuming step."
-    ),
+    context: str = context_argument("The context."),
+    step: str = step_argument("The consuming step."),
     dependency: str = typer.Argument(
         ..., metavar="DEPENDENCY", help="One of its dependencies (logical name)."
     ),

@@ -15,9 +15,8 @@ from regman.cli.render import (
     JsonOption,
     MessageOption,
     cap,
-    complete_context,
-    complete_step,
     confirm,
+    context_argument,
     error_line,
     guarded,
     load_sources,
@@ -27,6 +26,7 @@ from regman.cli.render import (
     overriding,
     print_json,
     print_text,
+    step_argument,
 )
 from regman.errors import EXIT_BAD_INPUT, SpecError
 
@@ -44,15 +44,8 @@ def _read_spec(path: str):  # type: ignore[no-untyped-def]
 @app.command()
 @guarded
 def register(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="Context to register into (created if missing).",
-    ),
-    step: str = typer.Argument(
-        ..., metavar="STEP", autocompletion=complete_step, help="Step name within the context."
-    ),
+    context: str = context_argument("Context to register into (created if missing)."),
+    step: str = step_argument("Step name within the context."),
     spec_file: str = typer.Argument(..., metavar="SPEC", help="Spec file, or - for stdin."),
     no_replace: bool = typer.Option(
         False, "--no-replace", help="Refuse to overwrite an existing, different spec (exit 1)."
@@ -116,13 +109,8 @@ def _say_created(manager: Any, context: str, dry_run: bool) -> None:
 @app.command()
 @guarded
 def show(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The context, or CONTEXT@N for revision N.",
-    ),
-    step: str = typer.Argument(..., metavar="STEP", autocompletion=complete_step, help="The step."),
+    context: str = context_argument("The context, or CONTEXT@N for revision N."),
+    step: str = step_argument("The step."),
     revision: int = typer.Option(
         None, "--revision", "-r", metavar="N", min=1, help="As it was at revision N."
     ),
@@ -149,12 +137,8 @@ def show(
 @app.command()
 @guarded
 def remove(
-    context: str = typer.Argument(
-        ..., metavar="CONTEXT", autocompletion=complete_context, help="The context."
-    ),
-    step: str = typer.Argument(
-        ..., metavar="STEP", autocompletion=complete_step, help="The step to unregister."
-    ),
+    context: str = context_argument("The context."),
+    step: str = step_argument("The step to unregister."),
     purge: bool = typer.Option(
         False, "--purge", help="Also delete every stored version of the step, for good."
     ),
@@ -238,12 +222,7 @@ def validate(
 @app.command("import")
 @guarded
 def import_specs(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="Context to register into (created if missing).",
-    ),
+    context: str = context_argument("Context to register into (created if missing)."),
     sources: list[str] = typer.Argument(
         ...,
         metavar="SPEC...",
@@ -311,12 +290,7 @@ def import_specs(
 @app.command()
 @guarded
 def export(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The context to export, or CONTEXT@N.",
-    ),
+    context: str = context_argument("The context to export, or CONTEXT@N."),
     directory: str = typer.Argument(None, metavar="DIR", help="Folder to write into."),
     output: str = typer.Option(
         None,

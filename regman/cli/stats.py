@@ -13,8 +13,8 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
-    complete_context,
     confirm,
+    context_argument,
     guarded,
     message,
     open_manager,
@@ -35,12 +35,7 @@ _COUNTS = tuple(k for k in STAT_KEYS if k.endswith("_count") and not k.startswit
 @app.command()
 @guarded
 def stats(
-    contexts: list[str] = typer.Argument(
-        None,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="Contexts to show (default: all).",
-    ),
+    contexts: list[str] = context_argument("Contexts to show (default: all).", default=None),
     as_json: bool = JsonOption,
 ) -> None:
     """Per-context statistics, with a totals row."""
@@ -100,9 +95,7 @@ def stats(
 @app.command()
 @guarded
 def clear(
-    context: str = typer.Argument(
-        None, metavar="CONTEXT", autocompletion=complete_context, help="The context to clear."
-    ),
+    context: str = context_argument("The context to clear.", default=None),
     all_contexts: bool = typer.Option(False, "--all", help="Clear every context."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     purge: bool = typer.Option(

@@ -10,9 +10,8 @@ from regman.cli.render import (
     IfRevisionOption,
     JsonOption,
     MessageOption,
-    complete_context,
-    complete_step,
     confirm,
+    context_argument,
     guarded,
     message,
     open_manager,
@@ -21,6 +20,7 @@ from regman.cli.render import (
     print_json,
     print_table,
     short_time,
+    step_argument,
 )
 
 trash_app = typer.Typer(
@@ -81,18 +81,8 @@ def empty_trash(
 @app.command()
 @guarded
 def restore(
-    context: str = typer.Argument(
-        ...,
-        metavar="CONTEXT",
-        autocompletion=complete_context,
-        help="The cleared context to bring back.",
-    ),
-    step: str = typer.Argument(
-        None,
-        metavar="STEP",
-        autocompletion=complete_step,
-        help="Only this removed step of the context.",
-    ),
+    context: str = context_argument("The cleared context to bring back."),
+    step: str = step_argument("Only this removed step of the context.", default=None),
     message_text: str = MessageOption,
     if_revision: int = IfRevisionOption,
     force: bool = ForceRulesOption,
