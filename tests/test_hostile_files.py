@@ -43,7 +43,7 @@ from regman.cli import app
 from regman.errors import SpecError
 from regman.spec import StepSpecification
 from regman.specfile import load_spec_file, load_spec_text
-from regman.store.summary import SUMMARY_NAME as STATS_CACHE
+from regman.store.summary import SUMMARY_NAME
 from regman.yamlsafe import MAX_SPEC_BYTES, _nesting_bound
 from tests.conftest import EXAMPLES, snapshot
 
@@ -486,8 +486,8 @@ def write_stats_cache(root: Path) -> Path:
     for name, head in iter_heads(st):
         assert head is not None
         entries[name] = entry_of(st.backend.head_token(name), head)
-    st.backend.write_cache(STATS_CACHE, dump(entries))
-    path = root / "cache" / STATS_CACHE
+    st.backend.write_cache(SUMMARY_NAME, dump(entries))
+    path = root / "cache" / SUMMARY_NAME
     assert path.is_file()
     return path
 
@@ -654,7 +654,7 @@ def test_a_dangling_symlink_never_creates_its_target(
     elif what == "lock":
         replace_with_link(store / "locks" / "ctx.lock", target)
     elif what == "cache":
-        replace_with_link(store / "cache" / STATS_CACHE, target)
+        replace_with_link(store / "cache" / SUMMARY_NAME, target)
     every_command(cli)
     cli("register", "ctx", "load", str(TRAIN), codes=(0, 1, 3))
     cli("doctor", "--repair", codes=(0, 1, 3))
@@ -672,7 +672,7 @@ def special_path(store: Path, what: str) -> Path:
         "head": ctx / "head.json",
         "spec": next((ctx / "specs" / "load").iterdir()),
         "marker": store / "regman-store.json",
-        "cache": store / "cache" / STATS_CACHE,
+        "cache": store / "cache" / SUMMARY_NAME,
         "record": ctx / "revisions" / "1.json",
         "lock": store / "locks" / "ctx.lock",
     }[what]

@@ -15,12 +15,12 @@ import pytest
 
 from regman import RegistryManager
 from regman.store import MemoryStore
-from regman.store.core import STATS_CACHE
+from regman.store.summary import SUMMARY_NAME
 from tests.conftest import make_spec
 
 
 def cache_file(store: Path) -> Path:
-    return store / "cache" / STATS_CACHE
+    return store / "cache" / SUMMARY_NAME
 
 
 def fill(store: Path | MemoryStore, contexts: int) -> RegistryManager:

@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from regman.spec import StepSpecification
 
 COMMIT_ATTEMPTS = 12  # compare-and-swap retries before a writer gives up
-STATS_CACHE = SUMMARY_NAME
 _CACHE_REWRITE_AFTER = 32  # heads read afresh before a listing rewrites the cache (folder)
 _SUMMARY_ATTEMPTS = 16  # a writer's tries at its summary entry before leaving it to readers
 

@@ -526,23 +526,7 @@ class S3Backend(Backend):
         self._install(states, since)
         return list(listed)
 
-    # -- derived data and the marker -------------------------------------------------------
-    def read_cache(self, name: str, limit: int) -> bytes | None:
-        try:
-            found = self._get(f"{self._base}cache/{name}", limit)
-        except StoreError:
-            return None
-        return None if found is None else found[0]
-
-    def write_cache(self, name: str, data: bytes) -> None:
-        """Shared with every reader of the store, so a new machine lists in a few requests."""
-        if self._marker is None:
-            return  # a read never creates a store
-        full = f"{self._base}cache/{name}"
-        with contextlib.suppress(Exception):
-            answer = self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
-            self.cache.put(full, str(answer.get("ETag", "")), data)
-
+    # -- the summary and the marker -------------------------------------------------------
     def read_summary(self, limit: int, *, local: bool = False) -> tuple[bytes, str] | None:
         full = self._summary_key()
         if local and (copy := self.cache.get(full, limit)) is not None:

@@ -147,15 +147,20 @@ def test_a_second_client_sees_a_swap(s3_backend: S3BackendFactory) -> None:
     assert reader.list_heads() == []  # another prefix: another store
 
 
-def test_marker_cache_and_describe(s3_backend: S3BackendFactory, s3_env: S3Server) -> None:
+def test_listing_a_store_that_is_not_there_writes_nothing(s3_env: S3Server, tmp_path: Path) -> None:
+    url = s3_env.url()
+    store = S3Store(url, cache_dir=str(tmp_path / "c"))
+    assert store.list_contexts() == [] and store.all_stats() == {}
+    client = make_client(s3_env)
+    listed = client.list_objects_v2(Bucket=s3_env.bucket, Prefix=url.split("/", 3)[3] + "/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_marker_and_describe(s3_backend: S3BackendFactory, s3_env: S3Server) -> None:
     b = s3_backend()
     assert b.exists() is False and b.read_marker() is None
-    b.write_cache("stats.json", b"{}")  # a read never creates a store
-    assert s3_backend(b.location).read_cache("stats.json", 100) is None
     b.write_marker(b'{"format_version": 2}\n')
     assert s3_backend(b.location).exists() is True
-    b.write_cache("stats.json", b'{"x": 1}')
-    assert s3_backend(b.location).read_cache("stats.json", 100) == b'{"x": 1}'
     facts = b.describe()
     assert facts["backend"] == "s3"
     assert facts["bucket"] == s3_env.bucket
